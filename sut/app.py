@@ -1,0 +1,101 @@
+"""The application factory: wires routes, middlewares and one cleanup context per resource."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiobotocore.session import get_session
+from aiohttp import web
+
+from sut import __version__, keys, metrics, middlewares, retention
+from sut.cache import ConversationCache
+from sut.db.pool import create_pool
+from sut.handlers import http, ops
+from sut.loop_lag import monitor_lag
+from sut.openapi import document
+from sut.ratelimit import RateLimiter
+from sut.settings import Settings
+from sut.storage import Storage, client_config
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_BODY_BYTES,
+        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.authenticate],
+    )
+    app[keys.SETTINGS] = settings
+    app[ops.OPENAPI] = document()
+    app.add_routes(ops.routes)
+    app.add_routes(http.routes)
+    app.cleanup_ctx.extend([_postgres, _redis, _storage, _background])
+    metrics.preinit(route_templates(app))
+    metrics.BUILD_INFO.labels(__version__, settings.build_commit).set(1)
+    return app
+
+
+def route_templates(app: web.Application) -> list[tuple[str, str]]:
+    """(method, template) of every route, HEAD excluded."""
+    found = []
+    for route in app.router.routes():
+        if route.method in ("HEAD", "*") or route.resource is None:
+            continue
+        found.append((route.method, route.resource.canonical))
+    return found
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    pool = await create_pool(app[keys.SETTINGS])
+    app[keys.DB_POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    client = aioredis.from_url(
+        settings.redis_url, socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
+    )
+    app[keys.REDIS] = client
+    app[middlewares.RATE_LIMITER] = RateLimiter(
+        client, prefix=settings.redis_key_prefix, per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
+    app[http.CACHE] = ConversationCache(client, prefix=settings.redis_key_prefix, ttl=settings.cache_ttl_seconds)
+    yield
+    await client.aclose()
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    session = get_session()
+    async with session.create_client(
+        "s3", region_name=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
+        aws_access_key_id=settings.aws_access_key_id, aws_secret_access_key=settings.aws_secret_access_key,
+        config=client_config(),
+    ) as client:
+        app[keys.STORAGE] = Storage(client, settings.aws_s3_bucket)
+        yield
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    jobs: list[Coroutine[Any, Any, None]] = [monitor_lag()]
+    if settings.retention_days > 0:
+        jobs.append(retention.run_forever(app[keys.DB_POOL], days=settings.retention_days,
+                                          batch=settings.retention_batch_size,
+                                          interval=settings.retention_interval_seconds))
+    tasks = [asyncio.create_task(job) for job in jobs]
+    app[keys.BACKGROUND] = tasks
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

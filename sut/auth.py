@@ -1,0 +1,47 @@
+"""JWT bearer tokens: HS256 only, claims sub (user id as a string), role, exp."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from sut.domain import Principal, Role
+
+ALGORITHM = "HS256"
+
+
+class AuthError(Exception):
+    """The token is missing, malformed, expired, forged or uses another algorithm."""
+
+
+def encode_token(secret: str, *, user_id: int, role: Role, ttl: int = 3600) -> str:
+    now = int(time.time())
+    claims = {"sub": str(user_id), "role": role.value, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    try:
+        # algorithms pinned: 'none', RS256 with the secret as a public key and every other alg are refused
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise AuthError(f"invalid token: {exc}") from None
+    sub, role = claims.get("sub"), claims.get("role")
+    if not isinstance(sub, str) or not sub.isdigit() or not 0 < int(sub) < 2**63:
+        raise AuthError("invalid token: sub must be a positive integer user id")
+    if role not in (Role.CUSTOMER.value, Role.ARTIST.value):
+        raise AuthError("invalid token: role must be customer or artist")
+    return Principal(user_id=int(sub), role=Role(role))
+
+
+def bearer(header: str | None) -> str:
+    """The token from an Authorization header value."""
+    if not header:
+        raise AuthError("missing bearer token")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("Authorization must be 'Bearer <token>'")
+    return token.strip()

@@ -1,0 +1,1 @@
+"""Transports: HTTP handlers (and, next, socket.io) over the shared services."""

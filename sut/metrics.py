@@ -1,0 +1,75 @@
+"""Every Prometheus metric the service exports, declared in one place (names are a contract)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Bucket edges include every SLO threshold exactly: HTTP 0.1/0.25/0.5/1 s, acks 0.25 s, DB 0.05/0.1 s.
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0)
+EVENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests served", ["method", "route", "status"])
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds", "HTTP request latency by route template", ["method", "route"],
+    buckets=HTTP_BUCKETS,
+)
+MESSAGES = Counter("messages_total", "Message sends by outcome", ["type", "status"])
+CONVERSATIONS = Counter("conversations_total", "Conversations created")
+WS_CONNECTIONS = Gauge("websocket_connections_active", "Open socket.io connections on this instance")
+SIO_CONNECTS = Counter("socketio_connects_total", "socket.io connection attempts", ["status"])
+SIO_DISCONNECTS = Counter("socketio_disconnects_total", "socket.io disconnections", ["reason"])
+SIO_EVENTS = Counter("socketio_events_total", "socket.io events handled", ["event", "status"])
+SIO_EVENT_DURATION = Histogram(
+    "socketio_event_duration_seconds", "socket.io event handling time, until the ack", ["event"],
+    buckets=EVENT_BUCKETS,
+)
+DB_QUERY = Histogram("db_query_duration_seconds", "Database query latency", ["query"], buckets=DB_BUCKETS)
+DB_POOL = Gauge("db_pool_connections", "Database pool connections", ["state"])
+DB_POOL_ACQUIRE = Histogram("db_pool_acquire_seconds", "Time waiting for a pool connection", buckets=DB_BUCKETS)
+REDIS_ERRORS = Counter("redis_errors_total", "Redis operations that failed", ["operation"])
+S3_REQUESTS = Counter("s3_requests_total", "S3 requests", ["operation", "status"])
+EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer", buckets=LAG_BUCKETS)
+BUILD_INFO = Gauge("build_info", "Always 1; the service's version and commit", ["version", "commit"])
+
+MESSAGE_TYPES = ("text", "image")
+MESSAGE_STATUSES = ("sent", "duplicate", "rejected", "failed")
+SOCKETIO_EVENTS = ("message:send", "conversation:read", "typing", "sync")
+DISCONNECT_REASONS = ("client", "transport_error", "ping_timeout", "server_shutdown")
+REDIS_OPERATIONS = ("ratelimit", "cache_get", "cache_set", "cache_delete", "health")
+S3_OPERATIONS = ("presign_put", "presign_get", "head_object", "head_bucket")
+DB_QUERIES = (
+    "conversation_get", "conversation_ref", "conversation_lock", "conversation_create", "conversation_touch",
+    "conversation_mark_read", "conversation_set_status", "inbox", "unread_count", "message_history",
+    "message_by_client_id", "message_insert", "message_exists", "user_upsert", "retention_delete", "health",
+)
+HTTP_STATUSES_PREINIT = ("200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
+
+
+def preinit(routes: list[tuple[str, str]]) -> None:
+    """Create label sets up front so error series exist (at 0) before the first error."""
+    for method, route in routes:
+        HTTP_DURATION.labels(method, route)
+        for status in HTTP_STATUSES_PREINIT:
+            HTTP_REQUESTS.labels(method, route, status)
+    for kind in MESSAGE_TYPES:
+        for outcome in MESSAGE_STATUSES:
+            MESSAGES.labels(kind, outcome)
+    for state in ("accepted", "refused"):
+        SIO_CONNECTS.labels(state)
+    for reason in DISCONNECT_REASONS:
+        SIO_DISCONNECTS.labels(reason)
+    for event in SOCKETIO_EVENTS:
+        SIO_EVENT_DURATION.labels(event)
+        for outcome in ("ok", "error"):
+            SIO_EVENTS.labels(event, outcome)
+    for query in DB_QUERIES:
+        DB_QUERY.labels(query)
+    for state in ("in_use", "idle", "max"):
+        DB_POOL.labels(state)
+    for op in REDIS_OPERATIONS:
+        REDIS_ERRORS.labels(op)
+    for op in S3_OPERATIONS:
+        for outcome in ("ok", "error"):
+            S3_REQUESTS.labels(op, outcome)

@@ -1,0 +1,122 @@
+"""The one send path (REST and socket.io), and history pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from sut import metrics
+from sut.cache import ConversationCache
+from sut.db import conversations as conv_db
+from sut.db import messages as msg_db
+from sut.db.pool import acquire
+from sut.domain import Conflict, DomainError, Invalid, Message, NotFound, Principal, Role, Unavailable
+from sut.services.conversations import ref_for_participant
+from sut.storage import Storage, StorageError
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    conversation_id: int
+    client_message_id: str
+    body: str | None
+    image_key: str | None
+    booking_id: int | None
+
+    @property
+    def kind(self) -> str:
+        return "image" if self.image_key is not None else "text"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message: Message
+    created: bool  # False: a replay of an earlier send, nothing stored
+
+
+def image_key_prefix(user_id: int) -> str:
+    return f"uploads/{user_id}/"
+
+
+async def send(
+    pool: asyncpg.Pool, storage: Storage, principal: Principal, req: SendRequest, timeout: float
+) -> SendResult:
+    """Store a message once per (sender, client_message_id); count the outcome in messages_total."""
+    try:
+        result = await _send(pool, storage, principal, req, timeout)
+    except DomainError as exc:
+        outcome = "failed" if isinstance(exc, Unavailable) else "rejected"
+        metrics.MESSAGES.labels(req.kind, outcome).inc()
+        raise
+    except Exception:
+        metrics.MESSAGES.labels(req.kind, "failed").inc()
+        raise
+    metrics.MESSAGES.labels(req.kind, "sent" if result.created else "duplicate").inc()
+    return result
+
+
+async def _send(
+    pool: asyncpg.Pool, storage: Storage, principal: Principal, req: SendRequest, timeout: float
+) -> SendResult:
+    if req.image_key is not None:
+        replay = await _replay(pool, principal, req, timeout)
+        if replay is not None:
+            return replay
+        # checked before the transaction: no S3 round trip while the conversation row is locked
+        await _check_image(storage, principal, req.image_key)
+    async with acquire(pool, timeout) as conn, conn.transaction():
+        # the row lock orders sends within a conversation: ids increase in commit order
+        conversation = await conv_db.lock(conn, conversation_id=req.conversation_id)
+        if not conversation.is_participant(principal.user_id):
+            raise NotFound("conversation not found")
+        earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
+                                            client_message_id=req.client_message_id)
+        if earlier is None:
+            earlier_or_new = await msg_db.insert(
+                conn, conversation_id=req.conversation_id, sender_id=principal.user_id, kind=req.kind,
+                body=req.body, image_key=req.image_key, booking_id=req.booking_id,
+                client_message_id=req.client_message_id,
+            )
+            if earlier_or_new is not None:
+                recipient = Role.ARTIST if conversation.side_of(principal) is Role.CUSTOMER else Role.CUSTOMER
+                await conv_db.touch_after_send(conn, conversation_id=req.conversation_id, recipient=recipient)
+                return SendResult(earlier_or_new, created=True)
+            # the same key committed concurrently in another conversation (this one is locked by us)
+            earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
+                                                client_message_id=req.client_message_id)
+        if earlier is None or earlier.conversation_id != req.conversation_id:
+            raise Conflict("client_message_id was already used by this sender in another conversation")
+        return SendResult(earlier, created=False)
+
+
+async def _replay(pool: asyncpg.Pool, principal: Principal, req: SendRequest, timeout: float) -> SendResult | None:
+    async with acquire(pool, timeout) as conn:
+        earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
+                                            client_message_id=req.client_message_id)
+    if earlier is None:
+        return None
+    if earlier.conversation_id != req.conversation_id:
+        raise Conflict("client_message_id was already used by this sender in another conversation")
+    return SendResult(earlier, created=False)
+
+
+async def _check_image(storage: Storage, principal: Principal, image_key: str) -> None:
+    if not image_key.startswith(image_key_prefix(principal.user_id)):
+        raise Invalid("image_key must be a key issued to the sender by POST /messaging/uploads")
+    try:
+        uploaded = await storage.exists(image_key)
+    except StorageError:
+        raise Unavailable("image storage is unavailable", retry_after=2) from None
+    if not uploaded:
+        raise Invalid("image_key: nothing has been uploaded under this key")
+
+
+async def history(
+    pool: asyncpg.Pool, cache: ConversationCache, principal: Principal, conversation_id: int, *,
+    before_id: int | None, after_id: int | None, limit: int, timeout: float,
+) -> list[Message]:
+    await ref_for_participant(pool, cache, principal, conversation_id, timeout)
+    async with acquire(pool, timeout) as conn:
+        return await msg_db.history(conn, conversation_id=conversation_id, before_id=before_id,
+                                    after_id=after_id, limit=limit)

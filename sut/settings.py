@@ -1,0 +1,153 @@
+"""Service settings: one frozen dataclass, built from the environment in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A missing or malformed setting; the message is one line naming it."""
+
+
+_SECRET_FIELDS = {"jwt_secret", "aws_secret_access_key"}
+_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/messaging"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    jwt_secret: str = field(default="", repr=False)
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str = "local"
+    aws_secret_access_key: str = field(default="local-secret", repr=False)
+    aws_s3_bucket: str = "chat-uploads"
+    s3_endpoint_url: str | None = "http://127.0.0.1:9000"
+    cors_origin: str = "http://localhost:3000"
+    log_level: str = "INFO"
+    host: str = "127.0.0.1"
+    port: int = 5240
+    rate_limit_per_second: float = 10.0
+    rate_limit_burst: int = 20
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    db_pool_idle_seconds: float = 30.0
+    db_connect_timeout: float = 2.0
+    db_acquire_timeout: float = 5.0
+    db_statement_timeout_ms: int = 10_000
+    redis_key_prefix: str = "chat:"
+    redis_timeout: float = 1.0
+    cache_ttl_seconds: int = 60
+    retention_days: int = 365
+    retention_interval_seconds: float = 3600.0
+    retention_batch_size: int = 1000
+    upload_url_ttl_seconds: int = 900
+    build_commit: str = "unknown"
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = "***" if f.name in _SECRET_FIELDS and value else repr(value)
+            parts.append(f"{f.name}={shown}")
+        return f"Settings({', '.join(parts)})"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, require_secret: bool = True) -> Settings:
+        """Build settings from environment variables; raise SettingsError naming the first bad one."""
+        d = cls()
+        secret = env.get("JWT_SECRET", "")
+        if require_secret and not secret:
+            raise SettingsError("JWT_SECRET is not set: export a secret of at least 32 characters")
+        if secret and len(secret) < 32:
+            raise SettingsError("JWT_SECRET is too short: use at least 32 characters")
+        endpoint = env.get("S3_ENDPOINT_URL", d.s3_endpoint_url or "")
+        settings = cls(
+            database_url=_url(env, "DATABASE_URL", d.database_url, ("postgres", "postgresql")),
+            redis_url=_url(env, "REDIS_URL", d.redis_url, ("redis", "rediss")),
+            jwt_secret=secret,
+            aws_region=env.get("AWS_REGION", d.aws_region),
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", d.aws_access_key_id),
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", d.aws_secret_access_key),
+            aws_s3_bucket=_nonempty(env, "AWS_S3_BUCKET", d.aws_s3_bucket),
+            s3_endpoint_url=_url(env, "S3_ENDPOINT_URL", endpoint, ("http", "https")) if endpoint else None,
+            cors_origin=_url(env, "CORS_ORIGIN", d.cors_origin, ("http", "https")),
+            log_level=_choice(env, "LOG_LEVEL", d.log_level, _LOG_LEVELS),
+            host=env.get("HOST", d.host),
+            port=_int(env, "PORT", d.port, 1, 65535),
+            rate_limit_per_second=_float(env, "RATE_LIMIT_PER_SECOND", d.rate_limit_per_second, 0),
+            rate_limit_burst=_int(env, "RATE_LIMIT_BURST", d.rate_limit_burst, 0),
+            db_pool_min=_int(env, "DB_POOL_MIN", d.db_pool_min, 0),
+            db_pool_max=_int(env, "DB_POOL_MAX", d.db_pool_max, 1),
+            db_pool_idle_seconds=_float(env, "DB_POOL_IDLE_SECONDS", d.db_pool_idle_seconds, 0),
+            db_connect_timeout=_float(env, "DB_CONNECT_TIMEOUT", d.db_connect_timeout, 0.1),
+            db_acquire_timeout=_float(env, "DB_ACQUIRE_TIMEOUT", d.db_acquire_timeout, 0.1),
+            db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", d.db_statement_timeout_ms, 0),
+            redis_key_prefix=env.get("REDIS_KEY_PREFIX", d.redis_key_prefix),
+            redis_timeout=_float(env, "REDIS_TIMEOUT", d.redis_timeout, 0.05),
+            cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", d.cache_ttl_seconds, 0),
+            retention_days=_int(env, "RETENTION_DAYS", d.retention_days, 0),
+            retention_interval_seconds=_float(env, "RETENTION_INTERVAL_SECONDS", d.retention_interval_seconds, 1),
+            retention_batch_size=_int(env, "RETENTION_BATCH_SIZE", d.retention_batch_size, 1),
+            upload_url_ttl_seconds=_int(env, "UPLOAD_URL_TTL_SECONDS", d.upload_url_ttl_seconds, 60, 604800),
+            build_commit=env.get("BUILD_COMMIT", d.build_commit),
+        )
+        if settings.db_pool_min > settings.db_pool_max:
+            raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        return settings
+
+
+def _nonempty(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default)
+    if not value.strip():
+        raise SettingsError(f"{name} is empty")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = _nonempty(env, name, default)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a valid URL: {exc}") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise SettingsError(f"{name}={value!r} is not a {'/'.join(schemes)} URL with a host")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if value < lo or (hi is not None and value > hi):
+        bound = f"between {lo} and {hi}" if hi is not None else f">= {lo}"
+        raise SettingsError(f"{name}={value} is out of range: must be {bound}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if not value >= lo or value == float("inf"):
+        raise SettingsError(f"{name}={value} is out of range: must be a finite number >= {lo}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    value = env.get(name, default).upper()
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(sorted(allowed))}")
+    return value
