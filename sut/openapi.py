@@ -28,7 +28,8 @@ _COMMON = (401, 429, 503)
 
 
 def _body(model: type[BaseModel]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _ok(status: int, description: str, schema: dict[str, Any]) -> dict[str, Any]:

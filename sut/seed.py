@@ -13,15 +13,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from tqdm import tqdm
 
 CHUNK = 50_000
-_WORDS = ("hi hello thanks booking appointment tomorrow today nails lashes brows makeup hair colour cut "
-          "balayage gel acrylic pedicure manicure studio address parking late early running minutes "
-          "confirm reschedule cancel deposit price photo inspiration look natural glam bridal trial "
-          "perfect great sure okay see you soon").split()
+_WORDS = (
+    "hi hello thanks booking appointment tomorrow today nails lashes brows makeup hair colour cut "
+    "balayage gel acrylic pedicure manicure studio address parking late early running minutes confirm "
+    "reschedule cancel deposit price photo inspiration look natural glam bridal trial perfect great sure "
+    "okay see you soon"
+).split()
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,7 @@ async def _seed(conn: asyncpg.Connection, plan: SeedPlan, progress: bool) -> str
 
 
 async def _copy_users(conn: asyncpg.Connection, plan: SeedPlan, customer_base: int, artist_base: int,
-                      now: datetime, bar: tqdm[None]) -> None:
+                      now: datetime, bar: tqdm[Any]) -> None:
     rows = [(customer_base + i, "customer", f"Customer {i + 1}", now, now) for i in range(plan.customers)]
     rows += [(artist_base + i, "artist", f"Artist {i + 1}", now, now) for i in range(plan.artists)]
     await conn.copy_records_to_table("users", records=rows,
@@ -128,7 +131,7 @@ async def _copy_users(conn: asyncpg.Connection, plan: SeedPlan, customer_base: i
     bar.update(len(rows))
 
 
-async def _copy_bookings(conn: asyncpg.Connection, gen: _Plan, start: datetime, bar: tqdm[None]) -> int:
+async def _copy_bookings(conn: asyncpg.Connection, gen: _Plan, start: datetime, bar: tqdm[Any]) -> int:
     first = await _reserve(conn, "bookings_id_seq", len(gen.pairs))
     rng = random.Random(7)
     rows = []
@@ -167,7 +170,7 @@ def _conversation_rows(plan: SeedPlan, gen: _Plan, conv_first: int, booking_firs
 
 
 async def _copy_conversations(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, conv_first: int,
-                              booking_first: int, msg_first: int, start: datetime, bar: tqdm[None]) -> None:
+                              booking_first: int, msg_first: int, start: datetime, bar: tqdm[Any]) -> None:
     rows = list(_conversation_rows(plan, gen, conv_first, booking_first, msg_first, start))
     await conn.copy_records_to_table("conversations", records=rows, columns=[
         "id", "customer_id", "artist_id", "booking_id", "status", "last_message_at", "created_at", "updated_at",
@@ -176,7 +179,7 @@ async def _copy_conversations(conn: asyncpg.Connection, plan: SeedPlan, gen: _Pl
 
 
 async def _copy_messages(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, conv_first: int,
-                         msg_first: int, start: datetime, bar: tqdm[None]) -> None:
+                         msg_first: int, start: datetime, bar: tqdm[Any]) -> None:
     rng = random.Random(13)
     bodies = _bodies(rng)
     columns = ["id", "conversation_id", "sender_id", "kind", "body", "client_message_id", "created_at"]

@@ -21,17 +21,19 @@ class Storage:
 
     async def presign_put(self, key: str, *, content_type: str, size: int, ttl: int) -> str:
         # ContentType and ContentLength become signed headers: a PUT with another type or size fails.
-        return await self._call(
+        url: str = await self._call(
             "presign_put", self._client.generate_presigned_url, "put_object",
             Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size},
             ExpiresIn=ttl, HttpMethod="PUT",
         )
+        return url
 
     async def presign_get(self, key: str, *, ttl: int) -> str:
-        return await self._call(
+        url: str = await self._call(
             "presign_get", self._client.generate_presigned_url, "get_object",
             Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl,
         )
+        return url
 
     async def exists(self, key: str) -> bool:
         try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,7 +37,7 @@ async def acquire(pool: asyncpg.Pool, timeout: float) -> AsyncIterator[asyncpg.C
     start = time.perf_counter()
     try:
         conn = await pool.acquire(timeout=timeout)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         raise Unavailable("database pool exhausted", retry_after=1) from None
     finally:
         metrics.DB_POOL_ACQUIRE.observe(time.perf_counter() - start)

@@ -14,8 +14,13 @@ from sut.cache import ConversationCache
 from sut.handlers import schemas
 from sut.handlers.errors import ApiError, describe_validation
 from sut.handlers.views import (
-    conversation_json, history_cursor, inbox_cursor, message_json, parse_history_cursor,
-    parse_inbox_cursor, upload_json,
+    conversation_json,
+    history_cursor,
+    inbox_cursor,
+    message_json,
+    parse_history_cursor,
+    parse_inbox_cursor,
+    upload_json,
 )
 from sut.middlewares import principal_of
 from sut.services import conversations, messages, uploads

@@ -19,7 +19,7 @@ async def get_health(request: web.Request) -> web.Response:
     app = request.app
     checks = await health.check(app[keys.DB_POOL], app[keys.REDIS], app[keys.STORAGE])
     failed = sorted(name for name, state in checks.items() if state != "ok")
-    body = {"status": "unhealthy" if failed else "healthy", "checks": checks}
+    body: dict[str, object] = {"status": "unhealthy" if failed else "healthy", "checks": checks}
     if failed:
         body["failed"] = failed
     return web.json_response(body, status=503 if failed else 200)

@@ -22,7 +22,7 @@ async def _db(pool: asyncpg.Pool) -> None:
 
 async def _redis(client: aioredis.Redis) -> None:
     try:
-        await client.ping()
+        await client.ping()  # type: ignore[misc]  # redis-py types ping() as sync-or-async
     except Exception:
         metrics.REDIS_ERRORS.labels("health").inc()
         raise

@@ -1,0 +1,58 @@
+# One toolchain: everything a newcomer needs goes through these targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv sysdeps services test test-slow lint fmt run down status logs seed clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+venv: $(STAMP) ## make .venv with the service and the dev tools installed
+
+sysdeps: ## check (root: install) the Debian packages in scripts/apt-packages.txt
+	@scripts/sysdeps.sh
+
+services: sysdeps ## make sure PostgreSQL and Redis answer on loopback
+	@scripts/ensure-services.sh
+
+test: venv services ## run the test suite (real PostgreSQL, Redis, moto S3)
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv services ## run the long tests too
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: venv ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: venv ## apply ruff's fixes
+	$(BIN)/ruff check --fix .
+
+run: venv services ## start the service locally (S3 server, migrations, seed data) and print its URLs
+	@scripts/local.sh up
+
+down: ## stop what `make run` started
+	@scripts/local.sh down
+
+status: ## show what `make run` started
+	@scripts/local.sh status
+
+logs: ## follow the service's log
+	@scripts/local.sh logs
+
+seed: venv ## load more background data (SEED_ARGS="--conversations 100000 --messages 2000000")
+	$(BIN)/python -m sut seed $(SEED_ARGS)
+
+clean: down ## remove the venv and local state
+	rm -rf $(VENV) .stack .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Check the system packages in scripts/apt-packages.txt; install the missing ones when root
+# (or with --install), otherwise print the one apt-get line to run and fail.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+missing=()
+while read -r pkg cmd; do
+  [[ -z "${pkg}" || "${pkg}" == \#* ]] && continue
+  command -v "${cmd}" >/dev/null 2>&1 || missing+=("${pkg}")
+done < "${here}/apt-packages.txt"
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+line="apt-get install -y --no-install-recommends ${missing[*]}"
+if [[ $(id -u) -eq 0 ]]; then
+  echo "installing system packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && ${line} >/dev/null
+else
+  echo "missing system packages; run:  sudo ${line}" >&2
+  exit 1
+fi
