@@ -61,6 +61,17 @@ async def fresh_database() -> AsyncIterator[str]:
     await drop_database(name)
 
 
+@pytest.fixture
+async def migrated_database(fresh_database: str) -> str:
+    """A database of the test's own with every migration applied (for tests that touch all its rows)."""
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await migrations.upgrade(conn)
+    finally:
+        await conn.close()
+    return fresh_database
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[MotoServer]:
     server = MotoServer()

@@ -84,6 +84,9 @@ async def get_or_create(
     return await get(conn, conversation_id=existing), False
 
 
+_STATUS_LITERALS = {"active": "'active'", "archived": "'archived'"}
+
+
 def _side_column(side: Role) -> str:
     return "customer_id" if side is Role.CUSTOMER else "artist_id"
 
@@ -97,8 +100,9 @@ async def inbox(
     where = [f"c.{column} = $1"]
     args: list[object] = [user_id]
     if status is not None:
-        args.append(status)
-        where.append(f"c.status = ${len(args)}")
+        # a literal, not a parameter: a generic plan (asyncpg's prepared statements get one after five
+        # runs) can only use the partial index WHERE status = 'active' if the predicate is a constant
+        where.append(f"c.status = {_STATUS_LITERALS[status]}")
     if after is not None:
         args.extend(after)
         where.append(f"(c.last_message_at, c.id) < (${len(args) - 1}, ${len(args)})")

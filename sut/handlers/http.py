@@ -33,12 +33,14 @@ BIGINT_MAX = 2**63 - 1
 
 async def read_body(request: web.Request, model: type[M]) -> M:
     """The JSON body as `model`; 400 for malformed JSON, 415 for another media type, 422 for bad fields."""
-    if request.content_type not in ("application/json", "application/octet-stream") and request.body_exists:
+    # no Content-Type at all is taken as JSON; any declared type other than JSON is refused
+    declared = "Content-Type" in request.headers
+    if request.body_exists and declared and request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()
     try:
         data: Any = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
         raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "request body must be a JSON object")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sut.domain import Conversation, Message, Principal, Role, Upload
@@ -79,7 +79,8 @@ def parse_inbox_cursor(cursor: str) -> tuple[datetime, int]:
         ident = payload["i"]
         if when.tzinfo is None or not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < 2**63:
             raise ValueError
-    except (KeyError, TypeError, ValueError):
+        when = when.astimezone(UTC)  # OverflowError here, not in the driver, when UTC leaves years 1..9999
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ApiError(400, "invalid_cursor", "cursor is not one this API issued") from None
     return when, ident
 

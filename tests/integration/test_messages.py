@@ -74,15 +74,28 @@ async def test_twenty_concurrent_identical_sends_store_one_row(client: Client, d
 
 async def test_concurrent_sends_in_one_conversation_get_ids_in_commit_order(
         client: Client, db: asyncpg.Connection) -> None:
+    """Whenever a reader sees a message id, it sees every lower id of that conversation too."""
     pair = new_pair()
     cid = await start(client, pair)
-    await asyncio.gather(*(send(client, cid, pair.c if i % 2 else pair.a, f"m{i}") for i in range(30)))
-    rows = await db.fetch("SELECT id, xmin::text::bigint AS tx FROM messages WHERE conversation_id = $1 "
-                          "ORDER BY id", cid)
-    assert len(rows) == 30
-    # each send commits in its own transaction; ids sorted must mean transaction ids sorted
-    txs = [r["tx"] for r in rows]
-    assert txs == sorted(txs)
+    observed: list[list[int]] = []
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        while not done.is_set():
+            ids = await db.fetchval(
+                "SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM messages WHERE conversation_id = $1", cid)
+            observed.append(list(ids))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(*(send(client, cid, pair.c if i % 2 else pair.a, f"m{i}") for i in range(40)))
+    done.set()
+    await watcher
+    final = [r["id"] for r in await db.fetch("SELECT id FROM messages WHERE conversation_id = $1 ORDER BY id", cid)]
+    assert len(final) == 40
+    assert len(observed) > 5
+    for ids in observed:
+        assert ids == final[: len(ids)], "a higher id became visible before a lower one"
 
 
 async def test_history_pages_newest_first_and_catch_up_oldest_first(client: Client) -> None:

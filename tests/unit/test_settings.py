@@ -1,0 +1,81 @@
+"""Settings.from_env: loopback defaults, one clear SettingsError per malformed value, secrets masked."""
+
+from __future__ import annotations
+
+import pytest
+
+from sut.settings import Settings, SettingsError
+
+SECRET = "s" * 32
+
+
+def from_env(**env: str) -> Settings:
+    return Settings.from_env({"JWT_SECRET": SECRET, **env})
+
+
+def test_defaults_are_the_dataclass_defaults_on_loopback() -> None:
+    settings = from_env()
+    assert settings == Settings(jwt_secret=SECRET)
+    assert (settings.host, settings.port) == ("127.0.0.1", 5240)
+    assert settings.database_url.startswith("postgresql://postgres@127.0.0.1:5432/")
+    assert settings.redis_url.startswith("redis://127.0.0.1:6379")
+    assert (settings.rate_limit_per_second, settings.rate_limit_burst) == (10.0, 20)
+
+
+def test_values_are_read_and_converted() -> None:
+    settings = from_env(PORT="5241", LOG_LEVEL="debug", RATE_LIMIT_PER_SECOND="2.5", DB_POOL_MIN="3",
+                        DB_POOL_MAX="3", DATABASE_URL="postgres://u@db:5433/x", REDIS_URL="rediss://r:6380/1",
+                        S3_ENDPOINT_URL="")
+    assert (settings.port, settings.log_level, settings.rate_limit_per_second) == (5241, "DEBUG", 2.5)
+    assert (settings.db_pool_min, settings.db_pool_max) == (3, 3)
+    assert settings.database_url == "postgres://u@db:5433/x" and settings.redis_url == "rediss://r:6380/1"
+    assert settings.s3_endpoint_url is None  # empty: the real AWS endpoint
+
+
+@pytest.mark.parametrize(("env", "variable"), [
+    ({"PORT": "abc"}, "PORT"),
+    ({"PORT": "0"}, "PORT"),
+    ({"PORT": "65536"}, "PORT"),
+    ({"DATABASE_URL": "foo"}, "DATABASE_URL"),
+    ({"DATABASE_URL": "postgresql://db:notaport/x"}, "DATABASE_URL"),
+    ({"REDIS_URL": "http://x"}, "REDIS_URL"),
+    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ({"RATE_LIMIT_PER_SECOND": "-1"}, "RATE_LIMIT_PER_SECOND"),
+    ({"RATE_LIMIT_PER_SECOND": "nan"}, "RATE_LIMIT_PER_SECOND"),
+    ({"RATE_LIMIT_BURST": "1.5"}, "RATE_LIMIT_BURST"),
+    ({"DB_POOL_MIN": "5", "DB_POOL_MAX": "2"}, "DB_POOL_MIN"),
+    ({"AWS_S3_BUCKET": " "}, "AWS_S3_BUCKET"),
+    ({"CORS_ORIGIN": "*"}, "CORS_ORIGIN"),
+    ({"UPLOAD_URL_TTL_SECONDS": "10"}, "UPLOAD_URL_TTL_SECONDS"),
+])
+def test_a_malformed_value_is_refused_naming_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        from_env(**env)
+    message = str(error.value)
+    assert variable in message and "\n" not in message
+
+
+def test_db_pool_max_is_named_too_when_min_exceeds_it() -> None:
+    with pytest.raises(SettingsError, match=r"DB_POOL_MIN.*DB_POOL_MAX"):
+        from_env(DB_POOL_MIN="5", DB_POOL_MAX="2")
+
+
+@pytest.mark.parametrize("env", [{}, {"JWT_SECRET": ""}, {"JWT_SECRET": "x" * 31}])
+def test_a_missing_or_short_jwt_secret_is_refused(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        Settings.from_env(env)
+
+
+def test_commands_without_tokens_need_no_secret_but_a_short_one_is_still_wrong() -> None:
+    assert Settings.from_env({}, require_secret=False).jwt_secret == ""
+    with pytest.raises(SettingsError, match="JWT_SECRET"):
+        Settings.from_env({"JWT_SECRET": "short"}, require_secret=False)
+
+
+def test_repr_masks_secrets() -> None:
+    settings = from_env(AWS_SECRET_ACCESS_KEY="aws-very-secret-value", AWS_ACCESS_KEY_ID="AKIDVISIBLE")
+    shown = repr(settings)
+    assert SECRET not in shown and "aws-very-secret-value" not in shown
+    assert "jwt_secret=***" in shown and "aws_secret_access_key=***" in shown
+    assert "AKIDVISIBLE" in shown and "port=5240" in shown
+    assert SECRET not in str(settings)
