@@ -81,7 +81,7 @@ The service is up:
 
 A token for customer 1 (seeded), valid 24 h:
   export TOKEN=${token}
-  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:${PORT}/messaging/conversations?limit=2
+  curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/messaging/conversations?limit=2"
 
 Stop it with: make down
 MSG
