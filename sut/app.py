@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import redis.asyncio as aioredis
+import socketio
 from aiobotocore.session import get_session
 from aiohttp import web
 
 from sut import __version__, keys, metrics, middlewares, retention
 from sut.cache import ConversationCache
 from sut.db.pool import create_pool
-from sut.handlers import http, ops
+from sut.fanout import RedisManager
+from sut.handlers import http, ops, realtime
+from sut.handlers.publish import PUBLISHER, Publisher
 from sut.loop_lag import monitor_lag
 from sut.openapi import document
 from sut.ratelimit import RateLimiter
@@ -33,17 +36,45 @@ def create_app(settings: Settings) -> web.Application:
     app[ops.OPENAPI] = document()
     app.add_routes(ops.routes)
     app.add_routes(http.routes)
+    _attach_socketio(app, settings)
     app.cleanup_ctx.extend([_postgres, _redis, _storage, _background])
     metrics.preinit(route_templates(app))
     metrics.BUILD_INFO.labels(__version__, settings.build_commit).set(1)
     return app
 
 
+def _attach_socketio(app: web.Application, settings: Settings) -> None:
+    """socket.io on the same app at /socket.io; Redis pub/sub makes N instances act as one."""
+    manager = RedisManager(settings.redis_url, channel=settings.socketio_channel,
+                           connect_timeout=settings.redis_timeout)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", client_manager=manager, ping_interval=settings.socketio_ping_interval,
+        ping_timeout=settings.socketio_ping_timeout, http_compression=settings.socketio_compression,
+        cors_allowed_origins=[settings.cors_origin], logger=False, engineio_logger=False,
+    )
+    namespace = realtime.ChatNamespace(app)
+    sio.register_namespace(namespace)
+    sio.attach(app, socketio_path="socket.io")
+    app[realtime.SIO] = sio
+    app[realtime.NAMESPACE] = namespace
+    app[PUBLISHER] = Publisher(sio)
+    app.on_shutdown.append(_drain_socketio)
+
+
+async def _drain_socketio(app: web.Application) -> None:
+    await app[realtime.NAMESPACE].drain(app[keys.SETTINGS].shutdown_grace_seconds)
+    sio = app[realtime.SIO]
+    await sio.shutdown()
+    await sio.manager.close()
+
+
 def route_templates(app: web.Application) -> list[tuple[str, str]]:
-    """(method, template) of every route, HEAD excluded."""
+    """(method, template) of every HTTP route: HEAD and the socket.io transport excluded."""
     found = []
     for route in app.router.routes():
         if route.method in ("HEAD", "*") or route.resource is None:
+            continue
+        if route.resource.canonical.startswith(middlewares.SOCKETIO_PREFIX):
             continue
         found.append((route.method, route.resource.canonical))
     return found
@@ -68,6 +99,10 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         burst=settings.rate_limit_burst,
     )
     app[http.CACHE] = ConversationCache(client, prefix=settings.redis_key_prefix, ttl=settings.cache_ttl_seconds)
+    app[realtime.TYPING_LIMITER] = RateLimiter(
+        client, prefix=f"{settings.redis_key_prefix}typing:", per_second=settings.typing_rate_per_second,
+        burst=settings.typing_burst,
+    )
     yield
     await client.aclose()
 

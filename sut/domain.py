@@ -55,6 +55,9 @@ class Conversation:
     def side_of(self, principal: Principal) -> Role:
         return Role.CUSTOMER if principal.user_id == self.customer_id else Role.ARTIST
 
+    def last_read_id_for(self, principal: Principal) -> int:
+        return self.last_read_id_customer if self.side_of(principal) is Role.CUSTOMER else self.last_read_id_artist
+
 
 @dataclass(frozen=True)
 class ConversationRef:

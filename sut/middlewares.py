@@ -65,7 +65,8 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
         status = response.status
-        response.headers[CORRELATION_HEADER] = cid
+        if not response.prepared:  # a websocket has sent its headers already
+            response.headers[CORRELATION_HEADER] = cid
         return response
     finally:
         elapsed = time.perf_counter() - start
@@ -92,6 +93,8 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
                 "Access-Control-Max-Age": "600"})
     else:
         response = await handler(request)
+    if response.prepared:  # a websocket has sent its headers already
+        return response
     response.headers.update(SECURITY_HEADERS)
     if origin is not None and origin == allowed:
         response.headers["Access-Control-Allow-Origin"] = allowed
@@ -100,7 +103,7 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-_UNAVAILABLE = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.QueryCanceledError,
+UNAVAILABLE_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.QueryCanceledError,
                 asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, OSError, asyncio.TimeoutError)
 
 
@@ -117,7 +120,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         return from_http_exception(exc)
-    except _UNAVAILABLE as exc:
+    except UNAVAILABLE_ERRORS as exc:
         errlog.warning("dependency unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
         return error_response(503, "unavailable", "a dependency is unavailable; retry later",
                               {"Retry-After": "1"})

@@ -46,6 +46,13 @@ class Settings:
     retention_batch_size: int = 1000
     upload_url_ttl_seconds: int = 900
     build_commit: str = "unknown"
+    socketio_channel: str = "socketio"
+    socketio_ping_interval: float = 25.0
+    socketio_ping_timeout: float = 60.0
+    socketio_compression: bool = True
+    typing_rate_per_second: float = 2.0
+    typing_burst: int = 5
+    shutdown_grace_seconds: float = 5.0
 
     def __repr__(self) -> str:
         parts = []
@@ -94,6 +101,13 @@ class Settings:
             retention_batch_size=_int(env, "RETENTION_BATCH_SIZE", d.retention_batch_size, 1),
             upload_url_ttl_seconds=_int(env, "UPLOAD_URL_TTL_SECONDS", d.upload_url_ttl_seconds, 60, 604800),
             build_commit=env.get("BUILD_COMMIT", d.build_commit),
+            socketio_channel=_nonempty(env, "SOCKETIO_CHANNEL", d.socketio_channel),
+            socketio_ping_interval=_float(env, "SOCKETIO_PING_INTERVAL", d.socketio_ping_interval, 1),
+            socketio_ping_timeout=_float(env, "SOCKETIO_PING_TIMEOUT", d.socketio_ping_timeout, 1),
+            socketio_compression=_bool(env, "SOCKETIO_COMPRESSION", d.socketio_compression),
+            typing_rate_per_second=_float(env, "TYPING_RATE_PER_SECOND", d.typing_rate_per_second, 0),
+            typing_burst=_int(env, "TYPING_BURST", d.typing_burst, 0),
+            shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds, 0),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
@@ -144,6 +158,18 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float) -> floa
     if not value >= lo or value == float("inf"):
         raise SettingsError(f"{name}={value} is out of range: must be a finite number >= {lo}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:

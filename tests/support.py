@@ -88,3 +88,105 @@ class MotoServer:
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=10)
+
+
+class ChatClient:
+    """A socket.io client as an app would run one: acks, live message:new, catch-up by sync."""
+
+    def __init__(self, url: str, user_id: int, role: str, *, secret: str = JWT_SECRET) -> None:
+        import socketio  # imported here: only the real-time tests need it
+
+        self.url, self.user_id = url, user_id
+        self.token = encode_token(secret, user_id=user_id, role=Role(role), ttl=3600)
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2, reconnection_delay_max=1.0,
+                                        randomization_factor=0.1)
+        self.live: list[dict] = []  # message:new payloads' messages, in arrival order
+        self.events: list[tuple[str, dict]] = []  # every other server event
+        self.synced: dict[int, dict] = {}  # messages fetched by sync, by id
+        self.cursor: object = 0
+        self.sio.on("message:new", self._on_message)
+        for name in ("conversation:read", "typing", "server:shutdown"):
+            self.sio.on(name, self._recorder(name))
+
+    async def _on_message(self, payload: dict) -> None:
+        self.live.append(payload["message"])
+
+    def _recorder(self, name: str) -> object:
+        async def record(payload: dict) -> None:
+            self.events.append((name, payload))
+        return record
+
+    async def connect(self) -> None:
+        await self.sio.connect(self.url, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
+
+    async def call(self, event: str, data: object, timeout: float = 5) -> dict:
+        ack: dict = await self.sio.call(event, data, timeout=timeout)
+        return ack
+
+    async def catch_up(self, limit: int = 100) -> int:
+        """sync from the stored cursor until a page comes back empty; return how many arrived."""
+        got = 0
+        while True:
+            ack = await self.call("sync", {"after_id": self.cursor, "limit": limit})
+            assert ack["ok"], ack
+            self.cursor = ack["next_after_id"]
+            for m in ack["items"]:
+                self.synced[m["id"]] = m
+            got += len(ack["items"])
+            if not ack["items"]:
+                return got
+
+    def seen_ids(self) -> set[int]:
+        return {m["id"] for m in self.live} | set(self.synced)
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
+
+
+class ServiceProcess:
+    """`python -m sut serve` as a real process on a fixed free port (it keeps the port across restarts)."""
+
+    def __init__(self, env: dict[str, str], log_path: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "PORT": str(self.port)}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> None:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "sut", "serve"], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"serve exited early; see {self.log_path}"
+            try:
+                urllib.request.urlopen(f"{self.url}/health", timeout=2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"{self.url} did not come up; see {self.log_path}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        """SIGTERM; the exit code, within `timeout`."""
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def service_env(**overrides: str) -> dict[str, str]:
+    """The environment of a service process: the test's own service variables never leak in."""
+    ours = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "PORT", "HOST", "LOG_LEVEL", "RETENTION_DAYS",
+            "S3_ENDPOINT_URL", "REDIS_KEY_PREFIX", "CORS_ORIGIN", "SOCKETIO_CHANNEL", "RATE_LIMIT_PER_SECOND")
+    base = {k: v for k, v in os.environ.items() if k not in ours and not k.startswith(("AWS_", "DB_"))}
+    return {**base, **overrides}

@@ -13,6 +13,7 @@ from sut import keys
 from sut.cache import ConversationCache
 from sut.handlers import schemas
 from sut.handlers.errors import ApiError, describe_validation
+from sut.handlers.publish import PUBLISHER
 from sut.handlers.views import (
     conversation_json,
     history_cursor,
@@ -138,6 +139,7 @@ async def send_message(request: web.Request) -> web.Response:
     storage = request.app[keys.STORAGE]
     result = await messages.send(request.app[keys.DB_POOL], storage, principal_of(request), req,
                                  _timeout(request))
+    await request.app[PUBLISHER].message_new(result.message, result.participants, request.app)
     return web.json_response(await message_json(result.message, storage), status=201 if result.created else 200)
 
 
@@ -148,6 +150,9 @@ async def mark_read(request: web.Request) -> web.Response:
     principal = principal_of(request)
     conversation = await conversations.mark_read(request.app[keys.DB_POOL], principal, conversation_id,
                                                  body.up_to_message_id, _timeout(request))
+    await request.app[PUBLISHER].conversation_read(conversation.id, principal.user_id,
+                                                   conversation.last_read_id_for(principal),
+                                                   (conversation.customer_id, conversation.artist_id))
     return web.json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
 
 

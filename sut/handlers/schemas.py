@@ -12,6 +12,7 @@ BIGINT_MAX = 2**63 - 1
 Id = Annotated[StrictInt, Field(gt=0, le=BIGINT_MAX)]
 ClientMessageId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 ImageKey = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^uploads/\d+/[a-f0-9]{32}\.[a-z]+$")]
+SyncCursorText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
 MAX_BODY_CHARS = 4000
 
 
@@ -70,3 +71,20 @@ class HistoryQuery(Body):
         if len(given) > 1:
             raise ValueError(f"use only one of before_id, after_id, cursor (got {', '.join(given)})")
         return self
+
+
+class SocketSend(SendMessage):
+    conversation_id: Id
+
+
+class SocketRead(MarkRead):
+    conversation_id: Id
+
+
+class SocketTyping(Body):
+    conversation_id: Id
+
+
+class SocketSync(Body):
+    after_id: Annotated[StrictInt, Field(ge=0, le=BIGINT_MAX)] | SyncCursorText
+    limit: Annotated[StrictInt, Field(ge=1, le=500)] = 100

@@ -10,8 +10,10 @@ from sut import metrics
 from sut.cache import ConversationCache
 from sut.db import conversations as conv_db
 from sut.db import messages as msg_db
+from sut.db import sync as sync_db
 from sut.db.pool import acquire
-from sut.domain import Conflict, DomainError, Invalid, Message, NotFound, Principal, Role, Unavailable
+from sut.db.sync import SyncCursor
+from sut.domain import Conflict, Conversation, DomainError, Invalid, Message, NotFound, Principal, Role, Unavailable
 from sut.services.conversations import ref_for_participant
 from sut.storage import Storage, StorageError
 
@@ -33,6 +35,7 @@ class SendRequest:
 class SendResult:
     message: Message
     created: bool  # False: a replay of an earlier send, nothing stored
+    participants: tuple[int, int]  # (customer_id, artist_id): who gets message:new
 
 
 def image_key_prefix(user_id: int) -> str:
@@ -81,24 +84,29 @@ async def _send(
             if earlier_or_new is not None:
                 recipient = Role.ARTIST if conversation.side_of(principal) is Role.CUSTOMER else Role.CUSTOMER
                 await conv_db.touch_after_send(conn, conversation_id=req.conversation_id, recipient=recipient)
-                return SendResult(earlier_or_new, created=True)
+                return SendResult(earlier_or_new, created=True, participants=_pair(conversation))
             # the same key committed concurrently in another conversation (this one is locked by us)
             earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
                                                 client_message_id=req.client_message_id)
         if earlier is None or earlier.conversation_id != req.conversation_id:
             raise Conflict("client_message_id was already used by this sender in another conversation")
-        return SendResult(earlier, created=False)
+        return SendResult(earlier, created=False, participants=_pair(conversation))
 
 
 async def _replay(pool: asyncpg.Pool, principal: Principal, req: SendRequest, timeout: float) -> SendResult | None:
     async with acquire(pool, timeout) as conn:
         earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
                                             client_message_id=req.client_message_id)
-    if earlier is None:
-        return None
+        if earlier is None:
+            return None
+        ref = await conv_db.get_ref(conn, conversation_id=earlier.conversation_id)
     if earlier.conversation_id != req.conversation_id:
         raise Conflict("client_message_id was already used by this sender in another conversation")
-    return SendResult(earlier, created=False)
+    return SendResult(earlier, created=False, participants=(ref.customer_id, ref.artist_id))
+
+
+def _pair(conversation: Conversation) -> tuple[int, int]:
+    return conversation.customer_id, conversation.artist_id
 
 
 async def _check_image(storage: Storage, principal: Principal, image_key: str) -> None:
@@ -120,3 +128,12 @@ async def history(
     async with acquire(pool, timeout) as conn:
         return await msg_db.history(conn, conversation_id=conversation_id, before_id=before_id,
                                     after_id=after_id, limit=limit)
+
+
+async def sync(
+    pool: asyncpg.Pool, principal: Principal, cursor: SyncCursor, *, limit: int, timeout: float
+) -> tuple[list[Message], SyncCursor]:
+    """What a reconnecting client missed, across its conversations, oldest first (one snapshot)."""
+    async with acquire(pool, timeout) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        return await sync_db.since(conn, side=principal.role, user_id=principal.user_id, cursor=cursor,
+                                   limit=limit)

@@ -46,8 +46,8 @@ async def indexes(conn: asyncpg.Connection) -> dict[str, tuple[str, bool]]:
     return {r["index"]: (r["table"], r["ok"]) for r in rows}
 
 
-async def test_the_shipped_migrations_are_numbered_one_to_ten() -> None:
-    assert list(range(1, 11)) == ALL_VERSIONS
+async def test_the_shipped_migrations_are_numbered_without_gaps() -> None:
+    assert list(range(1, len(ALL_VERSIONS) + 1)) == ALL_VERSIONS and len(ALL_VERSIONS) >= 11
     assert all(m.up and m.down for m in migrations.load_migrations())
 
 

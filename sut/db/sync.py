@@ -1,0 +1,82 @@
+"""Catch-up reads for `sync`: a user's messages across conversations after a cursor that never
+skips a late commit.
+
+Message ids come from one sequence, so id 10 can commit after id 11 when they are in different
+conversations. A cursor is therefore (highest id returned, transactions still running when it was
+issued): the next read takes messages above the id, plus messages at or below it stored by one of
+those transactions (found through messages.tx_id). Every writer takes its transaction id before its
+message id (the send path locks the conversation row first), so a transaction that starts after
+the snapshot can only produce ids above everything the snapshot saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+from sut.db.messages import message_from_row
+from sut.db.pool import fetch, fetchval
+from sut.domain import Invalid, Message, Role
+
+_COLUMNS = ("m.id, m.conversation_id, m.sender_id, m.kind, m.body, m.image_key, m.booking_id, "
+            "m.client_message_id, m.created_at")
+
+
+@dataclass(frozen=True)
+class SyncCursor:
+    last_id: int
+    in_flight: tuple[int, ...] = ()
+
+    def encode(self) -> str:
+        return f"{self.last_id}:{','.join(map(str, self.in_flight))}" if self.in_flight else str(self.last_id)
+
+    @classmethod
+    def decode(cls, raw: object) -> SyncCursor:
+        """0, an integer id, or a string this module issued."""
+        if isinstance(raw, bool):
+            raise Invalid("after_id must be 0, a message id or a next_after_id")
+        if isinstance(raw, int):
+            return cls._checked(raw, ())
+        if not isinstance(raw, str) or len(raw) > 4096:
+            raise Invalid("after_id must be 0, a message id or a next_after_id")
+        head, _, tail = raw.partition(":")
+        try:
+            last = int(head)
+            xids = tuple(int(x) for x in tail.split(",")) if tail else ()
+        except ValueError:
+            raise Invalid("after_id is not a cursor this service issued") from None
+        return cls._checked(last, xids)
+
+    @classmethod
+    def _checked(cls, last: int, xids: tuple[int, ...]) -> SyncCursor:
+        if not 0 <= last < 2**63 or any(not 0 < x < 2**63 for x in xids) or len(xids) > 1000:
+            raise Invalid("after_id is out of range")
+        return cls(last, xids)
+
+
+async def since(
+    conn: asyncpg.Connection, *, side: Role, user_id: int, cursor: SyncCursor, limit: int
+) -> tuple[list[Message], SyncCursor]:
+    """One page, oldest first, and the cursor for the next; run inside a REPEATABLE READ transaction."""
+    snapshot: str = await fetchval(conn, "sync_snapshot", "SELECT pg_current_snapshot()::text")
+    _xmin, _xmax, xip = snapshot.split(":")
+    running = tuple(int(x) for x in xip.split(",")) if xip else ()
+    column = "customer_id" if side is Role.CUSTOMER else "artist_id"
+    late: list[asyncpg.Record] = []
+    if cursor.in_flight:
+        late = await fetch(
+            conn, "sync_late",
+            f"SELECT {_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            f"WHERE m.tx_id = ANY($1::text[]::xid8[]) AND m.id <= $2 AND c.{column} = $3 ORDER BY m.id",
+            [str(x) for x in cursor.in_flight], cursor.last_id, user_id,
+        )
+    fresh = await fetch(
+        conn, "sync_page",
+        f"SELECT {_COLUMNS} FROM messages m WHERE m.conversation_id = ANY(ARRAY("
+        f"SELECT id FROM conversations WHERE {column} = $1)) AND m.id > $2 ORDER BY m.id LIMIT $3",
+        user_id, cursor.last_id, limit,
+    )
+    items = [message_from_row(r) for r in (*late, *fresh)]
+    last = max(cursor.last_id, fresh[-1]["id"] if fresh else 0)
+    return items, SyncCursor(last, running)
