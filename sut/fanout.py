@@ -25,8 +25,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         if self.redis is None:
             super()._redis_connect()
             return
-        if self.pubsub is not None:
-            self._retired.append(self.pubsub)
+        previous: Any = getattr(self, "pubsub", None)
+        if previous is not None:
+            self._retired.append(previous)
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.connected = True
 
