@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps services test test-slow lint fmt run down status logs seed clean
+.PHONY: help venv sysdeps services test test-slow lint fmt bench run down status logs seed clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ lint: venv ## ruff + mypy
 
 fmt: venv ## apply ruff's fixes
 	$(BIN)/ruff check --fix .
+
+bench: venv services ## messages/s and latency, socket.io vs REST, N pairs on one instance (BENCH_ARGS="--pairs 20")
+	$(BIN)/python -m benchmarks.pairs $(BENCH_ARGS)
 
 run: venv services ## start the service locally (S3 server, migrations, seed data) and print its URLs
 	@scripts/local.sh up

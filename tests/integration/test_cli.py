@@ -24,7 +24,7 @@ from tests.support import JWT_SECRET, REDIS_URL, MotoServer, free_port
 
 # the variables the service reads; the test's own environment must not leak into the children
 _OURS = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "PORT", "HOST", "LOG_LEVEL", "RETENTION_DAYS",
-         "S3_ENDPOINT_URL", "REDIS_KEY_PREFIX", "CORS_ORIGIN")
+         "S3_ENDPOINT_URL", "REDIS_KEY_PREFIX", "CORS_ORIGIN", "SOCKETIO_CHANNEL")
 
 
 def child_env(**env: str) -> dict[str, str]:
@@ -98,6 +98,7 @@ def served(database_url: str, s3_server: MotoServer,
         DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
         AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_server.url,
         REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", RETENTION_DAYS="0", LOG_LEVEL="INFO",
+        SOCKETIO_CHANNEL=f"sio-test-{uuid.uuid4().hex}",
     )
     proc = subprocess.Popen([sys.executable, "-m", "sut", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -271,3 +271,18 @@ async def test_connection_metrics_move(client: Client, connect: Connect) -> None
     assert value(after, 'socketio_disconnects_total{reason="client"}') == \
         value(before, 'socketio_disconnects_total{reason="client"}') + 1
     assert "/socket.io" not in "".join(line for line in after.splitlines() if line.startswith("http_"))
+
+
+async def test_the_send_path_takes_its_transaction_id_before_its_message_id(
+        client: Client, database_url: str) -> None:
+    """The sync cursor relies on it: a transaction starting after a cursor only makes higher ids."""
+    pair = new_pair()
+    cid = await start(client, pair)
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            assert await conn.fetchval("SELECT pg_current_xact_id_if_assigned()") is None
+            await conv_db.lock(conn, conversation_id=cid)  # the send path's first statement
+            assert await conn.fetchval("SELECT pg_current_xact_id_if_assigned()") is not None
+    finally:
+        await conn.close()

@@ -1,0 +1,213 @@
+"""Message throughput and latency with N customer <-> artist pairs on one service instance.
+
+Starts its own service process (private database, free port), then for each transport (socket.io
+and REST) runs N pairs for a fixed time: each customer sends, waits for the ack, sends again (closed
+loop); its artist receives message:new over socket.io. Reports messages/s, ack (or response)
+latency at the sender and delivery latency at the receiver, both measured on this process's clock,
+and the socket.io/REST throughput ratio of the same run.
+
+    python -m benchmarks.pairs [--pairs 20] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import asyncpg
+import socketio
+
+from sut.auth import encode_token
+from sut.db import migrations
+from sut.domain import Role
+
+SECRET = "bench-secret-0123456789abcdef-0123456789"
+ADMIN_URL = os.environ.get("BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class Samples:
+    acks: list[float] = field(default_factory=list)
+    deliveries: list[float] = field(default_factory=list)
+    sent: dict[str, float] = field(default_factory=dict)  # client_message_id -> send time
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def token(user_id: int, role: Role) -> str:
+    return encode_token(SECRET, user_id=user_id, role=role, ttl=3600)
+
+
+async def open_pair(http: aiohttp.ClientSession, base: str, customer: int, artist: int) -> int:
+    async with http.post(f"{base}/messaging/conversations", json={"artist_id": artist},
+                         headers={"Authorization": f"Bearer {token(customer, Role.CUSTOMER)}"}) as resp:
+        body = await resp.json()
+        conversation_id: int = body["id"]
+        return conversation_id
+
+
+async def receiver(base: str, artist: int, samples: Samples) -> socketio.AsyncClient:
+    sio = socketio.AsyncClient(reconnection=False)
+
+    async def on_new(payload: dict[str, Any]) -> None:
+        sent = samples.sent.pop(payload["message"]["client_message_id"], None)
+        if sent is not None and payload["message"]["sender_id"] != artist:
+            samples.deliveries.append(time.perf_counter() - sent)
+
+    sio.on("message:new", on_new)
+    await sio.connect(base, auth={"token": token(artist, Role.ARTIST)}, transports=["websocket"])
+    return sio
+
+
+async def socket_sender(base: str, customer: int, cid: int, until: float, samples: Samples) -> None:
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(base, auth={"token": token(customer, Role.CUSTOMER)}, transports=["websocket"])
+    try:
+        while time.perf_counter() < until:
+            key = uuid.uuid4().hex
+            start = samples.sent[key] = time.perf_counter()
+            ack = await sio.call("message:send", {"conversation_id": cid, "client_message_id": key,
+                                                  "body": "bench"}, timeout=10)
+            if ack.get("ok"):
+                samples.acks.append(time.perf_counter() - start)
+    finally:
+        await sio.disconnect()
+
+
+async def rest_sender(http: aiohttp.ClientSession, base: str, customer: int, cid: int, until: float,
+                      samples: Samples) -> None:
+    headers = {"Authorization": f"Bearer {token(customer, Role.CUSTOMER)}"}
+    while time.perf_counter() < until:
+        key = uuid.uuid4().hex
+        start = samples.sent[key] = time.perf_counter()
+        async with http.post(f"{base}/messaging/conversations/{cid}/messages", headers=headers,
+                             json={"client_message_id": key, "body": "bench"}) as resp:
+            await resp.read()
+            if resp.status == 201:
+                samples.acks.append(time.perf_counter() - start)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_mode(mode: str, base: str, pairs: list[tuple[int, int, int]], seconds: float,
+                   server_pid: int) -> dict[str, Any]:
+    samples = Samples()
+    receivers = [await receiver(base, artist, samples) for _, artist, _ in pairs]
+    connector = aiohttp.TCPConnector(limit=len(pairs) * 2)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
+        until = t0 + seconds
+        if mode == "socket.io":
+            senders = [socket_sender(base, c, cid, until, samples) for c, _, cid in pairs]
+        else:
+            senders = [rest_sender(http, base, c, cid, until, samples) for c, _, cid in pairs]
+        await asyncio.gather(*senders)
+        elapsed = time.perf_counter() - t0
+        cpu = cpu_seconds(server_pid) - cpu0
+    await asyncio.sleep(0.5)  # the last deliveries
+    for sio in receivers:
+        await sio.disconnect()
+    return {
+        "mode": mode, "pairs": len(pairs), "seconds": round(elapsed, 2), "messages": len(samples.acks),
+        "messages_per_s": round(len(samples.acks) / elapsed, 1),
+        "ack_ms": {q: round(pct(samples.acks, v), 2) for q, v in (("p50", .5), ("p95", .95), ("p99", .99))},
+        "delivery_ms": {q: round(pct(samples.deliveries, v), 2) for q, v in (("p50", .5), ("p95", .95),
+                                                                             ("p99", .99))},
+        "delivered": len(samples.deliveries), "server_cpu_percent": round(100 * cpu / elapsed, 1),
+        "mean_ack_ms": round(statistics.fmean(samples.acks) * 1000, 2) if samples.acks else None,
+    }
+
+
+async def prepare_database() -> tuple[str, str]:
+    name = f"chat_bench_{os.getpid()}"
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    conn = await asyncpg.connect(url)
+    await migrations.upgrade(conn)
+    await conn.close()
+    return name, url
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(ADMIN_URL)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+def start_service(database_url: str, port: int, log: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "JWT_SECRET": SECRET,
+           "PORT": str(port), "RATE_LIMIT_PER_SECOND": "0", "LOG_LEVEL": "WARNING", "RETENTION_DAYS": "0",
+           "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:", "SOCKETIO_CHANNEL": f"bench-{uuid.uuid4().hex}"}
+    proc = subprocess.Popen([sys.executable, "-m", "sut", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("the service did not start")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def main(pairs_count: int, seconds: float) -> dict[str, Any]:
+    name, url = await prepare_database()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = start_service(url, port, log)
+        try:
+            async with aiohttp.ClientSession() as http:
+                pairs = []
+                for i in range(pairs_count):
+                    customer, artist = 10_000 + i, 20_000 + i
+                    pairs.append((customer, artist, await open_pair(http, base, customer, artist)))
+            results = [await run_mode(mode, base, pairs, seconds, proc.pid) for mode in ("socket.io", "REST")]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    await drop_database(name)
+    ratio = results[0]["messages_per_s"] / max(results[1]["messages_per_s"], 1e-9)
+    return {"results": results, "socketio_over_rest_throughput": round(ratio, 2),
+            "note": "client and service share this machine's cores; figures are for comparison within one run"}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.pairs, args.seconds)), indent=2))
