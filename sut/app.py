@@ -46,7 +46,7 @@ def create_app(settings: Settings) -> web.Application:
 def _attach_socketio(app: web.Application, settings: Settings) -> None:
     """socket.io on the same app at /socket.io; Redis pub/sub makes N instances act as one."""
     manager = RedisManager(settings.redis_url, channel=settings.socketio_channel,
-                           connect_timeout=settings.redis_timeout)
+                           timeout=settings.redis_timeout)
     sio = socketio.AsyncServer(
         async_mode="aiohttp", client_manager=manager, ping_interval=settings.socketio_ping_interval,
         ping_timeout=settings.socketio_ping_timeout, http_compression=settings.socketio_compression,

@@ -30,7 +30,8 @@ def decode_token(secret: str, token: str) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise AuthError(f"invalid token: {exc}") from None
     sub, role = claims.get("sub"), claims.get("role")
-    if not isinstance(sub, str) or not sub.isdigit() or not 0 < int(sub) < 2**63:
+    if not isinstance(sub, str) or not sub.isascii() or not sub.isdigit() or len(sub) > 19 \
+            or not 0 < int(sub) < 2**63:
         raise AuthError("invalid token: sub must be a positive integer user id")
     if role not in (Role.CUSTOMER.value, Role.ARTIST.value):
         raise AuthError("invalid token: role must be customer or artist")

@@ -49,11 +49,13 @@ class Conversation:
     archived_at: datetime | None
     last_message: Message | None = None
 
-    def is_participant(self, user_id: int) -> bool:
-        return user_id in (self.customer_id, self.artist_id)
+    def is_participant(self, principal: Principal) -> bool:
+        """The caller is this conversation's customer (with a customer token) or artist (artist token)."""
+        own = self.customer_id if principal.role is Role.CUSTOMER else self.artist_id
+        return principal.user_id == own
 
     def side_of(self, principal: Principal) -> Role:
-        return Role.CUSTOMER if principal.user_id == self.customer_id else Role.ARTIST
+        return principal.role
 
     def last_read_id_for(self, principal: Principal) -> int:
         return self.last_read_id_customer if self.side_of(principal) is Role.CUSTOMER else self.last_read_id_artist
@@ -68,8 +70,9 @@ class ConversationRef:
     artist_id: int
     status: str
 
-    def is_participant(self, user_id: int) -> bool:
-        return user_id in (self.customer_id, self.artist_id)
+    def is_participant(self, principal: Principal) -> bool:
+        own = self.customer_id if principal.role is Role.CUSTOMER else self.artist_id
+        return principal.user_id == own
 
 
 @dataclass(frozen=True)

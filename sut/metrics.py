@@ -37,10 +37,11 @@ MESSAGE_TYPES = ("text", "image")
 MESSAGE_STATUSES = ("sent", "duplicate", "rejected", "failed")
 SOCKETIO_EVENTS = ("message:send", "conversation:read", "typing", "sync")
 DISCONNECT_REASONS = ("client", "transport_error", "ping_timeout", "server_shutdown")
-REDIS_OPERATIONS = ("ratelimit", "cache_get", "cache_set", "cache_delete", "health")
+REDIS_OPERATIONS = ("ratelimit", "cache_get", "cache_set", "cache_delete", "health", "publish")
 S3_OPERATIONS = ("presign_put", "presign_get", "head_object", "head_bucket")
 DB_QUERIES = (
-    "conversation_get", "conversation_ref", "conversation_lock", "conversation_create", "conversation_touch",
+    "conversation_get", "conversation_ref", "conversation_by_pair", "message_newest",
+    "conversation_lock", "conversation_create", "conversation_touch",
     "conversation_mark_read", "conversation_set_status", "inbox", "unread_count", "message_history",
     "message_by_client_id", "message_insert", "message_exists", "user_upsert", "retention_delete", "health",
     "sync_snapshot", "sync_late", "sync_page",

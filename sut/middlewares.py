@@ -48,6 +48,14 @@ CORS_METHODS = "GET,POST,OPTIONS"
 CORS_HEADERS = "Authorization,Content-Type,X-Correlation-Id"
 
 
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def method_label(request: web.Request) -> str:
+    """The method, or OTHER: a client inventing methods must not create series without bound."""
+    return request.method if request.method in _METHODS else "OTHER"
+
+
 def route_label(request: web.Request) -> str:
     """The route template (never the raw path), so label values stay bounded."""
     resource = request.match_info.route.resource
@@ -71,10 +79,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     finally:
         elapsed = time.perf_counter() - start
         if not request.path.startswith(SOCKETIO_PREFIX):
-            route = route_label(request)
-            metrics.HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-            metrics.HTTP_DURATION.labels(request.method, route).observe(elapsed)
-            log.info("request", extra={"method": request.method, "route": route, "path": request.path,
+            route, method = route_label(request), method_label(request)
+            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            metrics.HTTP_DURATION.labels(method, route).observe(elapsed)
+            log.info("request", extra={"method": method, "route": route, "path": request.path,
                                        "status": status, "duration_ms": round(elapsed * 1000, 2)})
         logs.correlation_id.reset(token)
 
@@ -103,8 +111,9 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-UNAVAILABLE_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.QueryCanceledError,
-                asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, OSError, asyncio.TimeoutError)
+# OperatorInterventionError: query cancelled, server shutting down or crashed, not accepting connections yet
+UNAVAILABLE_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.OperatorInterventionError,
+                      asyncpg.TooManyConnectionsError, OSError, asyncio.TimeoutError)
 
 
 @web.middleware

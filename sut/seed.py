@@ -56,12 +56,13 @@ class _Plan:
     msg_offset: array.array[float]  # seconds after the start of the window
 
 
-async def _reserve(conn: asyncpg.Connection, sequence: str, count: int) -> int:
-    """Reserve `count` ids from a sequence; return the first."""
-    first: int = await conn.fetchval("SELECT nextval($1::regclass)", sequence)
-    if count > 1:
-        await conn.execute("SELECT setval($1::regclass, $2)", sequence, first + count - 1)
-    return first
+async def _reserve(conn: asyncpg.Connection, sequence: str, count: int) -> array.array[int]:
+    """`count` ids taken from a sequence, ascending: taken one by one, so live traffic taking ids at
+    the same time only makes them non-contiguous, never shared."""
+    ids = await conn.fetchval(
+        "SELECT coalesce(array_agg(n ORDER BY n), '{}') FROM (SELECT nextval($1::regclass) AS n "
+        "FROM generate_series(1, $2)) s", sequence, count)
+    return array.array("q", ids)
 
 
 def _generate(plan: SeedPlan, customer_base: int, artist_base: int) -> _Plan:
@@ -110,16 +111,20 @@ async def _seed(conn: asyncpg.Connection, plan: SeedPlan, progress: bool) -> str
     start = now - timedelta(days=plan.days)
     with bar:
         await _copy_users(conn, plan, customer_base, artist_base, now, bar)
-        conv_first = await _reserve(conn, "conversations_id_seq", plan.conversations)
-        msg_first = await _reserve(conn, "messages_id_seq", plan.messages)
-        booking_first = await _copy_bookings(conn, gen, start, bar)
-        await _copy_conversations(conn, plan, gen, conv_first, booking_first, msg_first, start, bar)
-        await _copy_messages(conn, plan, gen, conv_first, msg_first, start, bar)
+        conv_ids = await _reserve(conn, "conversations_id_seq", plan.conversations)
+        msg_ids = await _reserve(conn, "messages_id_seq", plan.messages)
+        booking_ids = await _copy_bookings(conn, gen, start, bar)
+        await _copy_conversations(conn, plan, gen, conv_ids, booking_ids, msg_ids, start, bar)
+        await _copy_messages(conn, plan, gen, conv_ids, msg_ids, start, bar)
     await conn.execute("ANALYZE users; ANALYZE bookings; ANALYZE conversations; ANALYZE messages")
     return (f"{plan.customers} customers (ids {customer_base}..{artist_base - 1}), {plan.artists} artists "
             f"(ids {artist_base}..{artist_base + plan.artists - 1}), {plan.conversations} conversations "
-            f"(ids {conv_first}..{conv_first + plan.conversations - 1}), {plan.conversations} bookings, "
-            f"{plan.messages} messages (ids {msg_first}..{msg_first + plan.messages - 1})")
+            f"(ids {_span(conv_ids)}), {plan.conversations} bookings, "
+            f"{plan.messages} messages (ids {_span(msg_ids)})")
+
+
+def _span(ids: array.array[int]) -> str:
+    return f"{ids[0]}..{ids[-1]}" if ids else "none"
 
 
 async def _copy_users(conn: asyncpg.Connection, plan: SeedPlan, customer_base: int, artist_base: int,
@@ -131,22 +136,24 @@ async def _copy_users(conn: asyncpg.Connection, plan: SeedPlan, customer_base: i
     bar.update(len(rows))
 
 
-async def _copy_bookings(conn: asyncpg.Connection, gen: _Plan, start: datetime, bar: tqdm[Any]) -> int:
-    first = await _reserve(conn, "bookings_id_seq", len(gen.pairs))
+async def _copy_bookings(conn: asyncpg.Connection, gen: _Plan, start: datetime,
+                         bar: tqdm[Any]) -> array.array[int]:
+    ids = await _reserve(conn, "bookings_id_seq", len(gen.pairs))
     rng = random.Random(7)
     rows = []
     for i, (customer, artist) in enumerate(gen.pairs):
         created = start - timedelta(hours=rng.randint(1, 240))
-        rows.append((first + i, customer, artist, rng.choice(("confirmed", "completed", "pending")),
+        rows.append((ids[i], customer, artist, rng.choice(("confirmed", "completed", "pending")),
                      created + timedelta(days=rng.randint(1, 60)), created, created))
     await conn.copy_records_to_table(
         "bookings", records=rows,
         columns=["id", "customer_id", "artist_id", "status", "starts_at", "created_at", "updated_at"])
     bar.update(len(rows))
-    return first
+    return ids
 
 
-def _conversation_rows(plan: SeedPlan, gen: _Plan, conv_first: int, booking_first: int, msg_first: int,
+def _conversation_rows(plan: SeedPlan, gen: _Plan, conv_ids: array.array[int], booking_ids: array.array[int],
+                       msg_ids: array.array[int],
                        start: datetime) -> Iterator[tuple[object, ...]]:
     """Aggregates from the generated messages: last activity, read cursors, unread tails."""
     recent: list[list[int]] = [[] for _ in range(plan.conversations)]  # each one's newest 3 messages
@@ -164,22 +171,23 @@ def _conversation_rows(plan: SeedPlan, gen: _Plan, conv_first: int, booking_firs
         last_at = start + timedelta(seconds=gen.msg_offset[last[c]]) if last[c] >= 0 else created
         unread_customer = sum(1 for m in tail[c] if not gen.msg_from_customer[m])
         unread_artist = len(tail[c]) - unread_customer
-        read_upto = msg_first + min(tail[c]) - 1 if tail[c] else (msg_first + last[c] if last[c] >= 0 else 0)
-        yield (conv_first + c, customer, artist, booking_first + c, "active", last_at, created, created,
+        read_upto = msg_ids[min(tail[c])] - 1 if tail[c] else (msg_ids[last[c]] if last[c] >= 0 else 0)
+        yield (conv_ids[c], customer, artist, booking_ids[c], "active", last_at, created, created,
                unread_customer, unread_artist, read_upto, read_upto)
 
 
-async def _copy_conversations(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, conv_first: int,
-                              booking_first: int, msg_first: int, start: datetime, bar: tqdm[Any]) -> None:
-    rows = list(_conversation_rows(plan, gen, conv_first, booking_first, msg_first, start))
+async def _copy_conversations(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, conv_ids: array.array[int],
+                              booking_ids: array.array[int], msg_ids: array.array[int], start: datetime,
+                              bar: tqdm[Any]) -> None:
+    rows = list(_conversation_rows(plan, gen, conv_ids, booking_ids, msg_ids, start))
     await conn.copy_records_to_table("conversations", records=rows, columns=[
         "id", "customer_id", "artist_id", "booking_id", "status", "last_message_at", "created_at", "updated_at",
         "unread_count_customer", "unread_count_artist", "last_read_id_customer", "last_read_id_artist"])
     bar.update(2 * len(rows))  # counted with bookings' share in the total
 
 
-async def _copy_messages(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, conv_first: int,
-                         msg_first: int, start: datetime, bar: tqdm[Any]) -> None:
+async def _copy_messages(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, conv_ids: array.array[int],
+                         msg_ids: array.array[int], start: datetime, bar: tqdm[Any]) -> None:
     rng = random.Random(13)
     bodies = _bodies(rng)
     columns = ["id", "conversation_id", "sender_id", "kind", "body", "client_message_id", "created_at"]
@@ -189,7 +197,7 @@ async def _copy_messages(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, c
             c = gen.msg_conv[m]
             customer, artist = gen.pairs[c]
             sender = customer if gen.msg_from_customer[m] else artist
-            rows.append((msg_first + m, conv_first + c, sender, "text", bodies[m % len(bodies)],
-                         f"seed-{msg_first + m}", start + timedelta(seconds=gen.msg_offset[m])))
+            rows.append((msg_ids[m], conv_ids[c], sender, "text", bodies[m % len(bodies)],
+                         f"seed-{msg_ids[m]}", start + timedelta(seconds=gen.msg_offset[m])))
         await conn.copy_records_to_table("messages", records=rows, columns=columns)
         bar.update(len(rows))

@@ -58,7 +58,12 @@ class Settings:
         parts = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            shown = "***" if f.name in _SECRET_FIELDS and value else repr(value)
+            if f.name in _SECRET_FIELDS and value:
+                shown = "***"
+            elif f.name.endswith("_url") and isinstance(value, str):
+                shown = repr(_redact(value))
+            else:
+                shown = repr(value)
             parts.append(f"{f.name}={shown}")
         return f"Settings({', '.join(parts)})"
 
@@ -112,6 +117,15 @@ class Settings:
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
         return settings
+
+
+def _redact(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _nonempty(env: Mapping[str, str], name: str, default: str) -> str:

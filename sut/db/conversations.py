@@ -78,7 +78,7 @@ async def get_or_create(
     if new_id is not None:
         return await get(conn, conversation_id=new_id), True
     existing = await fetchval(
-        conn, "conversation_ref",
+        conn, "conversation_by_pair",
         "SELECT id FROM conversations WHERE customer_id = $1 AND artist_id = $2", customer_id, artist_id,
     )
     return await get(conn, conversation_id=existing), False
@@ -132,7 +132,9 @@ async def touch_after_send(conn: asyncpg.Connection, *, conversation_id: int, re
     counter = "unread_count_customer" if recipient is Role.CUSTOMER else "unread_count_artist"
     await execute(
         conn, "conversation_touch",
-        f"UPDATE conversations SET last_message_at = now(), updated_at = now(), {counter} = {counter} + 1, "
+        # clock_timestamp(), not now(): the transaction began before it waited for the row lock
+        f"UPDATE conversations SET last_message_at = GREATEST(last_message_at, clock_timestamp()), "
+        f"updated_at = now(), {counter} = {counter} + 1, "
         "status = 'active', archived_at = NULL WHERE id = $1",
         conversation_id,
     )

@@ -37,8 +37,10 @@ async def insert(
     """Insert, or None when (sender, client_message_id) already exists (a concurrent first send)."""
     row = await fetchrow(
         conn, "message_insert",
-        "INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (sender_id, client_message_id) DO NOTHING "
+        # created_at from clock_timestamp(): taken after the conversation's row lock, so it grows with the id
+        "INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id, "
+        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp()) "
+        "ON CONFLICT (sender_id, client_message_id) DO NOTHING "
         f"RETURNING {_COLUMNS}",
         conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id,
     )
@@ -55,7 +57,7 @@ async def in_conversation(conn: asyncpg.Connection, *, conversation_id: int, mes
 
 async def newest_id(conn: asyncpg.Connection, *, conversation_id: int) -> int:
     found = await fetchval(
-        conn, "message_exists", "SELECT max(id) FROM messages WHERE conversation_id = $1", conversation_id,
+        conn, "message_newest", "SELECT max(id) FROM messages WHERE conversation_id = $1", conversation_id,
     )
     return int(found or 0)
 

@@ -19,6 +19,9 @@ from sut.db.messages import message_from_row
 from sut.db.pool import fetch, fetchval
 from sut.domain import Invalid, Message, Role
 
+# larger than any cursor this module issues: one xid (<= 20 digits) per running transaction, and
+# PostgreSQL runs at most max_connections (+ prepared transactions) of them
+MAX_CURSOR_CHARS = 200_000
 _COLUMNS = ("m.id, m.conversation_id, m.sender_id, m.kind, m.body, m.image_key, m.booking_id, "
             "m.client_message_id, m.created_at")
 
@@ -38,7 +41,7 @@ class SyncCursor:
             raise Invalid("after_id must be 0, a message id or a next_after_id")
         if isinstance(raw, int):
             return cls._checked(raw, ())
-        if not isinstance(raw, str) or len(raw) > 4096:
+        if not isinstance(raw, str) or len(raw) > MAX_CURSOR_CHARS:
             raise Invalid("after_id must be 0, a message id or a next_after_id")
         head, _, tail = raw.partition(":")
         try:
@@ -50,7 +53,7 @@ class SyncCursor:
 
     @classmethod
     def _checked(cls, last: int, xids: tuple[int, ...]) -> SyncCursor:
-        if not 0 <= last < 2**63 or any(not 0 < x < 2**63 for x in xids) or len(xids) > 1000:
+        if not 0 <= last < 2**63 or any(not 0 < x < 2**63 for x in xids):
             raise Invalid("after_id is out of range")
         return cls(last, xids)
 

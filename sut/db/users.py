@@ -13,5 +13,6 @@ async def upsert(conn: asyncpg.Connection, *, users: list[tuple[int, Role]]) -> 
         conn, "user_upsert",
         "INSERT INTO users (id, role) SELECT * FROM unnest($1::bigint[], $2::text[]) "
         "ON CONFLICT (id) DO NOTHING",
-        [u for u, _ in users], [r.value for _, r in users],
+        # sorted: two opposite upserts of the same ids lock rows in one order (no deadlock)
+        [u for u, _ in sorted(users)], [r.value for _, r in sorted(users)],
     )

@@ -62,9 +62,16 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
         raise ApiError(422, "validation_error", describe_validation(exc)) from None
 
 
+async def _json_or_none(request: web.Request) -> object:
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError, RecursionError, web.HTTPException):
+        return None
+
+
 def path_id(request: web.Request) -> int:
     raw = request.match_info["id"]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= BIGINT_MAX:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not 0 < int(raw) <= BIGINT_MAX:
         raise ApiError(400, "invalid_id", "conversation id must be a positive integer")
     return int(raw)
 
@@ -133,7 +140,11 @@ async def list_messages(request: web.Request) -> web.Response:
 @routes.post("/messaging/conversations/{id}/messages")
 async def send_message(request: web.Request) -> web.Response:
     conversation_id = path_id(request)
-    body = await read_body(request, schemas.SendMessage)
+    try:
+        body = await read_body(request, schemas.SendMessage)
+    except ApiError:
+        messages.count_refused_payload(await _json_or_none(request))
+        raise
     req = messages.SendRequest(conversation_id=conversation_id, client_message_id=body.client_message_id,
                                body=body.body, image_key=body.image_key, booking_id=body.booking_id)
     storage = request.app[keys.STORAGE]

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from sut import keys, metrics
 from sut.auth import AuthError, decode_token
 from sut.db.sync import SyncCursor
-from sut.domain import DomainError, Principal, Unavailable
+from sut.domain import DomainError, Principal, Role, Unavailable
 from sut.handlers import schemas
 from sut.handlers.errors import describe_validation
 from sut.handlers.http import CACHE
@@ -159,7 +159,11 @@ class ChatNamespace(socketio.AsyncNamespace):
         return self.app[keys.SETTINGS].db_acquire_timeout
 
     async def _send(self, principal: Principal, data: Any) -> Ack:
-        body = schemas.SocketSend.model_validate(data)
+        try:
+            body = schemas.SocketSend.model_validate(data)
+        except ValidationError:
+            messages.count_refused_payload(data)
+            raise
         req = messages.SendRequest(conversation_id=body.conversation_id, client_message_id=body.client_message_id,
                                    body=body.body, image_key=body.image_key, booking_id=body.booking_id)
         result = await messages.send(self.app[keys.DB_POOL], self.app[keys.STORAGE], principal, req,
@@ -182,7 +186,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         body = schemas.SocketTyping.model_validate(data)
         ref = await conversations.ref_for_participant(self.app[keys.DB_POOL], self.app[CACHE], principal,
                                                       body.conversation_id, self._timeout())
-        other = ref.artist_id if principal.user_id == ref.customer_id else ref.customer_id
+        other = ref.artist_id if principal.role is Role.CUSTOMER else ref.customer_id
         await self.app[PUBLISHER].typing(ref.id, principal.user_id, other)
         return {"ok": True}
 

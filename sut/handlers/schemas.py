@@ -12,7 +12,7 @@ BIGINT_MAX = 2**63 - 1
 Id = Annotated[StrictInt, Field(gt=0, le=BIGINT_MAX)]
 ClientMessageId = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")]
 ImageKey = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^uploads/\d+/[a-f0-9]{32}\.[a-z]+$")]
-SyncCursorText = Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+SyncCursorText = Annotated[StrictStr, Field(min_length=1, max_length=200_000)]
 MAX_BODY_CHARS = 4000
 
 

@@ -58,7 +58,7 @@ async def ref_for_participant(
         async with acquire(pool, timeout) as conn:
             ref = await conv_db.get_ref(conn, conversation_id=conversation_id)
         await cache.put(ref)
-    if not ref.is_participant(principal.user_id):
+    if not ref.is_participant(principal):
         raise NotFound("conversation not found")
     return ref
 
@@ -66,7 +66,7 @@ async def ref_for_participant(
 async def get(pool: asyncpg.Pool, principal: Principal, conversation_id: int, timeout: float) -> Conversation:
     async with acquire(pool, timeout) as conn:
         conversation = await conv_db.get(conn, conversation_id=conversation_id)
-    if not conversation.is_participant(principal.user_id):
+    if not conversation.is_participant(principal):
         raise NotFound("conversation not found")
     return conversation
 
@@ -91,7 +91,7 @@ async def mark_read(
     """Mark the other side's messages read up to a message (default: the newest)."""
     async with acquire(pool, timeout) as conn, conn.transaction():
         locked = await conv_db.lock(conn, conversation_id=conversation_id)
-        if not locked.is_participant(principal.user_id):
+        if not locked.is_participant(principal):
             raise NotFound("conversation not found")
         if up_to is None:
             up_to = await msg_db.newest_id(conn, conversation_id=conversation_id)
@@ -109,7 +109,7 @@ async def set_status(
 ) -> Conversation:
     async with acquire(pool, timeout) as conn, conn.transaction():
         locked = await conv_db.lock(conn, conversation_id=conversation_id)
-        if not locked.is_participant(principal.user_id):
+        if not locked.is_participant(principal):
             raise NotFound("conversation not found")
         if locked.status != status:
             await conv_db.set_status(conn, conversation_id=conversation_id, status=status)

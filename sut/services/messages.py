@@ -38,6 +38,12 @@ class SendResult:
     participants: tuple[int, int]  # (customer_id, artist_id): who gets message:new
 
 
+def count_refused_payload(payload: object) -> None:
+    """A send refused before it reached `send` (malformed payload) still counts as rejected."""
+    kind = "image" if isinstance(payload, dict) and payload.get("image_key") is not None else "text"
+    metrics.MESSAGES.labels(kind, "rejected").inc()
+
+
 def image_key_prefix(user_id: int) -> str:
     return f"uploads/{user_id}/"
 
@@ -71,7 +77,7 @@ async def _send(
     async with acquire(pool, timeout) as conn, conn.transaction():
         # the row lock orders sends within a conversation: ids increase in commit order
         conversation = await conv_db.lock(conn, conversation_id=req.conversation_id)
-        if not conversation.is_participant(principal.user_id):
+        if not conversation.is_participant(principal):
             raise NotFound("conversation not found")
         earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
                                             client_message_id=req.client_message_id)

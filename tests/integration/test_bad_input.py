@@ -116,6 +116,9 @@ CASES = [
     # path ids
     Case("path id not numeric", "GET", f"{CONV}/abc", 400, code="invalid_id"),
     Case("path id beyond bigint", "GET", f"{CONV}/99999999999999999999", 400, code="invalid_id"),
+    Case("path id past int() digit limit", "GET", f"{CONV}/{'9' * 5000}", 400, code="invalid_id"),
+    Case("send: path id past int() digit limit", "POST", f"{CONV}/{'7' * 4400}/messages", 400,
+         json={"client_message_id": "k", "body": "x"}, code="invalid_id"),
     Case("path id 2**63", "GET", f"{CONV}/{2**63}", 400, code="invalid_id"),
     Case("path id zero", "GET", f"{CONV}/0", 400, code="invalid_id"),
     Case("path id negative", "GET", f"{CONV}/-1", 400, code="invalid_id"),

@@ -79,3 +79,11 @@ def test_repr_masks_secrets() -> None:
     assert "jwt_secret=***" in shown and "aws_secret_access_key=***" in shown
     assert "AKIDVISIBLE" in shown and "port=5240" in shown
     assert SECRET not in str(settings)
+
+
+def test_repr_hides_passwords_in_urls() -> None:
+    settings = Settings(database_url="postgresql://svc:hunter2-secret@db:5432/messaging",
+                        redis_url="redis://:redis-pass@cache:6379/0", jwt_secret="x" * 40)
+    shown = repr(settings)
+    assert "hunter2-secret" not in shown and "redis-pass" not in shown
+    assert "postgresql://svc:***@db:5432/messaging" in shown
