@@ -41,7 +41,7 @@ REDIS_OPERATIONS = ("ratelimit", "cache_get", "cache_set", "cache_delete", "heal
 S3_OPERATIONS = ("presign_put", "presign_get", "head_object", "head_bucket")
 DB_QUERIES = (
     "conversation_get", "conversation_ref", "conversation_by_pair", "message_newest",
-    "conversation_lock", "conversation_create", "conversation_touch",
+    "conversation_lock", "conversation_create",
     "conversation_mark_read", "conversation_set_status", "inbox", "unread_count", "message_history",
     "message_by_client_id", "message_insert", "message_exists", "user_upsert", "retention_delete", "health",
     "sync_snapshot", "sync_late", "sync_page",

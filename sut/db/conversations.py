@@ -127,19 +127,6 @@ async def unread_total(conn: asyncpg.Connection, *, side: Role, user_id: int) ->
     return int(total)
 
 
-async def touch_after_send(conn: asyncpg.Connection, *, conversation_id: int, recipient: Role) -> None:
-    """A new message: bump activity, count it unread for the recipient, bring the conversation back."""
-    counter = "unread_count_customer" if recipient is Role.CUSTOMER else "unread_count_artist"
-    await execute(
-        conn, "conversation_touch",
-        # clock_timestamp(), not now(): the transaction began before it waited for the row lock
-        f"UPDATE conversations SET last_message_at = GREATEST(last_message_at, clock_timestamp()), "
-        f"updated_at = now(), {counter} = {counter} + 1, "
-        "status = 'active', archived_at = NULL WHERE id = $1",
-        conversation_id,
-    )
-
-
 async def mark_read(conn: asyncpg.Connection, *, conversation_id: int, side: Role, reader_id: int,
                     up_to: int) -> None:
     """Move the reader's read cursor forward (never back) and recount what stays unread."""

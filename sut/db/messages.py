@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
 from sut.db.pool import execute, fetch, fetchrow, fetchval
-from sut.domain import Message
+from sut.domain import Message, Role
 
 _COLUMNS = "id, conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id, created_at"
 
@@ -30,21 +31,45 @@ async def by_client_id(conn: asyncpg.Connection, *, sender_id: int, client_messa
     return message_from_row(row) if row else None
 
 
-async def insert(
-    conn: asyncpg.Connection, *, conversation_id: int, sender_id: int, kind: str, body: str | None,
-    image_key: str | None, booking_id: int | None, client_message_id: str,
-) -> Message | None:
-    """Insert, or None when (sender, client_message_id) already exists (a concurrent first send)."""
+@dataclass(frozen=True)
+class Stored:
+    message: Message
+    customer_id: int
+    artist_id: int
+
+
+async def send(
+    conn: asyncpg.Connection, *, conversation_id: int, sender: Role, sender_id: int, kind: str,
+    body: str | None, image_key: str | None, booking_id: int | None, client_message_id: str,
+) -> Stored | None:
+    """The send, as one statement (one round trip, its own transaction): lock the conversation row,
+    insert the message if the sender is the participant its role says, bump the conversation's
+    activity, count the message unread for the other side, bring the conversation back from the
+    archive. The insert reads the locked row, so the row lock (and the transaction id) come before
+    the message id: ids in a conversation increase in commit order. None when nothing was stored:
+    no such conversation, not a participant, or (sender, client_message_id) exists already."""
+    own = "customer_id" if sender is Role.CUSTOMER else "artist_id"
+    unread = "unread_count_artist" if sender is Role.CUSTOMER else "unread_count_customer"
     row = await fetchrow(
         conn, "message_insert",
-        # created_at from clock_timestamp(): taken after the conversation's row lock, so it grows with the id
-        "INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id, "
-        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp()) "
-        "ON CONFLICT (sender_id, client_message_id) DO NOTHING "
-        f"RETURNING {_COLUMNS}",
+        f"""WITH c AS (
+              SELECT id, customer_id, artist_id FROM conversations WHERE id = $1 FOR UPDATE),
+            m AS (
+              INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id,
+                                    client_message_id, created_at)
+              SELECT c.id, $2, $3, $4, $5, $6, $7, clock_timestamp() FROM c WHERE c.{own} = $2
+              ON CONFLICT (sender_id, client_message_id) DO NOTHING
+              RETURNING {_COLUMNS}),
+            touched AS (
+              UPDATE conversations SET last_message_at = GREATEST(last_message_at, (SELECT created_at FROM m)),
+                     updated_at = now(), {unread} = {unread} + 1, status = 'active', archived_at = NULL
+              WHERE id = $1 AND EXISTS (SELECT 1 FROM m))
+            SELECT m.*, c.customer_id AS c_customer_id, c.artist_id AS c_artist_id FROM m, c""",
         conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id,
     )
-    return message_from_row(row) if row else None
+    if row is None:
+        return None
+    return Stored(message_from_row(row), row["c_customer_id"], row["c_artist_id"])
 
 
 async def in_conversation(conn: asyncpg.Connection, *, conversation_id: int, message_id: int) -> bool:

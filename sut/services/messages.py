@@ -13,7 +13,7 @@ from sut.db import messages as msg_db
 from sut.db import sync as sync_db
 from sut.db.pool import acquire
 from sut.db.sync import SyncCursor
-from sut.domain import Conflict, Conversation, DomainError, Invalid, Message, NotFound, Principal, Role, Unavailable
+from sut.domain import Conflict, DomainError, Invalid, Message, NotFound, Principal, Unavailable
 from sut.services.conversations import ref_for_participant
 from sut.storage import Storage, StorageError
 
@@ -74,29 +74,23 @@ async def _send(
             return replay
         # checked before the transaction: no S3 round trip while the conversation row is locked
         await _check_image(storage, principal, req.image_key)
-    async with acquire(pool, timeout) as conn, conn.transaction():
-        # the row lock orders sends within a conversation: ids increase in commit order
-        conversation = await conv_db.lock(conn, conversation_id=req.conversation_id)
-        if not conversation.is_participant(principal):
+    async with acquire(pool, timeout) as conn:
+        stored = await msg_db.send(
+            conn, conversation_id=req.conversation_id, sender=principal.role, sender_id=principal.user_id,
+            kind=req.kind, body=req.body, image_key=req.image_key, booking_id=req.booking_id,
+            client_message_id=req.client_message_id,
+        )
+        if stored is not None:
+            return SendResult(stored.message, created=True, participants=(stored.customer_id, stored.artist_id))
+        # nothing stored (rare): say why. The key, once it exists, never changes conversation.
+        ref = await conv_db.get_ref(conn, conversation_id=req.conversation_id)
+        if not ref.is_participant(principal):
             raise NotFound("conversation not found")
         earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
                                             client_message_id=req.client_message_id)
-        if earlier is None:
-            earlier_or_new = await msg_db.insert(
-                conn, conversation_id=req.conversation_id, sender_id=principal.user_id, kind=req.kind,
-                body=req.body, image_key=req.image_key, booking_id=req.booking_id,
-                client_message_id=req.client_message_id,
-            )
-            if earlier_or_new is not None:
-                recipient = Role.ARTIST if conversation.side_of(principal) is Role.CUSTOMER else Role.CUSTOMER
-                await conv_db.touch_after_send(conn, conversation_id=req.conversation_id, recipient=recipient)
-                return SendResult(earlier_or_new, created=True, participants=_pair(conversation))
-            # the same key committed concurrently in another conversation (this one is locked by us)
-            earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
-                                                client_message_id=req.client_message_id)
-        if earlier is None or earlier.conversation_id != req.conversation_id:
-            raise Conflict("client_message_id was already used by this sender in another conversation")
-        return SendResult(earlier, created=False, participants=_pair(conversation))
+    if earlier is None or earlier.conversation_id != req.conversation_id:
+        raise Conflict("client_message_id was already used by this sender in another conversation")
+    return SendResult(earlier, created=False, participants=(ref.customer_id, ref.artist_id))
 
 
 async def _replay(pool: asyncpg.Pool, principal: Principal, req: SendRequest, timeout: float) -> SendResult | None:
@@ -109,10 +103,6 @@ async def _replay(pool: asyncpg.Pool, principal: Principal, req: SendRequest, ti
     if earlier.conversation_id != req.conversation_id:
         raise Conflict("client_message_id was already used by this sender in another conversation")
     return SendResult(earlier, created=False, participants=(ref.customer_id, ref.artist_id))
-
-
-def _pair(conversation: Conversation) -> tuple[int, int]:
-    return conversation.customer_id, conversation.artist_id
 
 
 async def _check_image(storage: Storage, principal: Principal, image_key: str) -> None:

@@ -12,7 +12,6 @@ import socketio
 from aiohttp.test_utils import TestClient
 
 from sut.auth import encode_token
-from sut.db import conversations as conv_db
 from sut.db import messages as msg_db
 from sut.domain import Role
 from tests.integration.test_messages import send, start
@@ -228,12 +227,12 @@ async def test_sync_never_skips_a_message_committed_out_of_id_order(
     try:
         tx = conn.transaction()
         await tx.start()
-        # the send path, held open before its commit: lock, insert (takes the lower id), count unread
-        await conv_db.lock(conn, conversation_id=slow_cid)
-        held = await msg_db.insert(conn, conversation_id=slow_cid, sender_id=slow.artist, kind="text",
-                                   body="committed late", image_key=None, booking_id=None, client_message_id="late")
-        await conv_db.touch_after_send(conn, conversation_id=slow_cid, recipient=Role.CUSTOMER)
-        assert held is not None
+        # the send path's statement, inside a transaction held open before its commit (takes the lower id)
+        stored = await msg_db.send(
+            conn, conversation_id=slow_cid, sender=Role.ARTIST, sender_id=slow.artist, kind="text",
+            body="committed late", image_key=None, booking_id=None, client_message_id="late")
+        assert stored is not None
+        held = stored.message
         status, quick = await send(client, fast_cid, fast.a, "committed first")
         assert status == 201 and quick["id"] > held.id
         naive_cursor = quick["id"]  # what a client tracking "the highest id seen" would pass
@@ -271,18 +270,3 @@ async def test_connection_metrics_move(client: Client, connect: Connect) -> None
     assert value(after, 'socketio_disconnects_total{reason="client"}') == \
         value(before, 'socketio_disconnects_total{reason="client"}') + 1
     assert "/socket.io" not in "".join(line for line in after.splitlines() if line.startswith("http_"))
-
-
-async def test_the_send_path_takes_its_transaction_id_before_its_message_id(
-        client: Client, database_url: str) -> None:
-    """The sync cursor relies on it: a transaction starting after a cursor only makes higher ids."""
-    pair = new_pair()
-    cid = await start(client, pair)
-    conn = await asyncpg.connect(database_url)
-    try:
-        async with conn.transaction():
-            assert await conn.fetchval("SELECT pg_current_xact_id_if_assigned()") is None
-            await conv_db.lock(conn, conversation_id=cid)  # the send path's first statement
-            assert await conn.fetchval("SELECT pg_current_xact_id_if_assigned()") is not None
-    finally:
-        await conn.close()
