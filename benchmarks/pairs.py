@@ -2,9 +2,10 @@
 
 Starts its own service process (private database, free port), then for each transport (socket.io
 and REST) runs N pairs for a fixed time: each customer sends, waits for the ack, sends again (closed
-loop); its artist receives message:new over socket.io. Reports messages/s, ack (or response)
+loop); its artist receives message:new over socket.io. Then the same socket.io run against the
+service on the stock asyncio event loop instead of uvloop. Reports messages/s, ack (or response)
 latency at the sender and delivery latency at the receiver, both measured on this process's clock,
-and the socket.io/REST throughput ratio of the same run.
+and the ratios of the same run: socket.io/REST and uvloop/asyncio.
 
     python -m benchmarks.pairs [--pairs 20] [--seconds 15]
 """
@@ -159,8 +160,8 @@ async def drop_database(name: str) -> None:
     await admin.close()
 
 
-def start_service(database_url: str, port: int, log: Any) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "JWT_SECRET": SECRET,
+def start_service(database_url: str, port: int, log: Any, loop: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "EVENT_LOOP": loop, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "JWT_SECRET": SECRET,
            "PORT": str(port), "RATE_LIMIT_PER_SECOND": "0", "LOG_LEVEL": "WARNING", "RETENTION_DAYS": "0",
            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:", "SOCKETIO_CHANNEL": f"bench-{uuid.uuid4().hex}"}
     proc = subprocess.Popen([sys.executable, "-m", "sut", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -185,24 +186,42 @@ def free_port() -> int:
 
 async def main(pairs_count: int, seconds: float) -> dict[str, Any]:
     name, url = await prepare_database()
+    results = []
+    try:
+        for loop, modes in (("uvloop", ("socket.io", "REST")), ("asyncio", ("socket.io",))):
+            results += await run_service(url, loop, modes, pairs_count, seconds)
+    finally:
+        await drop_database(name)
+    sio, rest, stock = results
+
+    def ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
+        value: float = a["messages_per_s"] / max(b["messages_per_s"], 1e-9)
+        return round(value, 2)
+
+    return {"results": results, "socketio_over_rest_throughput": ratio(sio, rest),
+            "uvloop_over_asyncio_throughput": ratio(sio, stock),
+            "note": "client and service share this machine's cores; figures are for comparison within one run"}
+
+
+async def run_service(url: str, loop: str, modes: tuple[str, ...], pairs_count: int,
+                      seconds: float) -> list[dict[str, Any]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryFile() as log:
-        proc = start_service(url, port, log)
+        proc = start_service(url, port, log, loop)
         try:
             async with aiohttp.ClientSession() as http:
                 pairs = []
                 for i in range(pairs_count):
                     customer, artist = 10_000 + i, 20_000 + i
                     pairs.append((customer, artist, await open_pair(http, base, customer, artist)))
-            results = [await run_mode(mode, base, pairs, seconds, proc.pid) for mode in ("socket.io", "REST")]
+            results = [await run_mode(mode, base, pairs, seconds, proc.pid) for mode in modes]
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    await drop_database(name)
-    ratio = results[0]["messages_per_s"] / max(results[1]["messages_per_s"], 1e-9)
-    return {"results": results, "socketio_over_rest_throughput": round(ratio, 2),
-            "note": "client and service share this machine's cores; figures are for comparison within one run"}
+    for r in results:
+        r["event_loop"] = loop
+    return results
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -13,6 +14,14 @@ from sut.settings import Settings
 SHUTDOWN_TIMEOUT = 10.0
 
 
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     logs.configure(settings.log_level)
     log = logging.getLogger("sut")
@@ -20,6 +29,6 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     log.info("starting", extra={"host": host, "port": port, "settings": repr(settings)})
     # run_app handles SIGINT/SIGTERM: stop accepting, let in-flight requests finish, then run cleanup
     web.run_app(create_app(settings), host=host, port=port, access_log=None, print=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=True)
+                shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=True, loop=_new_loop(settings.event_loop))
     log.info("stopped")
     return 0

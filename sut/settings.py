@@ -53,6 +53,7 @@ class Settings:
     typing_rate_per_second: float = 2.0
     typing_burst: int = 5
     shutdown_grace_seconds: float = 5.0
+    event_loop: str = "uvloop"
 
     def __repr__(self) -> str:
         parts = []
@@ -113,6 +114,7 @@ class Settings:
             typing_rate_per_second=_float(env, "TYPING_RATE_PER_SECOND", d.typing_rate_per_second, 0),
             typing_burst=_int(env, "TYPING_BURST", d.typing_burst, 0),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds, 0),
+            event_loop=_choice(env, "EVENT_LOOP", d.event_loop.upper(), {"UVLOOP", "ASYNCIO"}).lower(),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
