@@ -3,9 +3,11 @@
 Starts its own service process (private database, free port), then for each transport (socket.io
 and REST) runs N pairs for a fixed time: each customer sends, waits for the ack, sends again (closed
 loop); its artist receives message:new over socket.io. Then the same socket.io run against the
-service on the stock asyncio event loop instead of uvloop. Reports messages/s, ack (or response)
-latency at the sender and delivery latency at the receiver, both measured on this process's clock,
-and the ratios of the same run: socket.io/REST and uvloop/asyncio.
+service on the stock asyncio event loop instead of uvloop. Last, pgbench runs the service's own send
+statement with the same concurrency on the same database: the database's ceiling for durable sends.
+Reports messages/s, ack (or response) latency at the sender and delivery latency at the receiver,
+both measured on this process's clock, and the ratios of the same run: socket.io/REST,
+uvloop/asyncio, and socket.io/pgbench.
 
     python -m benchmarks.pairs [--pairs 20] [--seconds 15]
 """
@@ -32,6 +34,7 @@ import socketio
 
 from sut.auth import encode_token
 from sut.db import migrations
+from sut.db.messages import send_sql
 from sut.domain import Role
 
 SECRET = "bench-secret-0123456789abcdef-0123456789"
@@ -190,6 +193,7 @@ async def main(pairs_count: int, seconds: float) -> dict[str, Any]:
     try:
         for loop, modes in (("uvloop", ("socket.io", "REST")), ("asyncio", ("socket.io",))):
             results += await run_service(url, loop, modes, pairs_count, seconds)
+        database = await run_pgbench(url, pairs_count, seconds)
     finally:
         await drop_database(name)
     sio, rest, stock = results
@@ -199,8 +203,38 @@ async def main(pairs_count: int, seconds: float) -> dict[str, Any]:
         return round(value, 2)
 
     return {"results": results, "socketio_over_rest_throughput": ratio(sio, rest),
-            "uvloop_over_asyncio_throughput": ratio(sio, stock),
+            "uvloop_over_asyncio_throughput": ratio(sio, stock), "pgbench": database,
+            "socketio_over_pgbench_throughput": ratio(sio, database),
             "note": "client and service share this machine's cores; figures are for comparison within one run"}
+
+
+async def run_pgbench(url: str, clients: int, seconds: float) -> dict[str, Any]:
+    """The send statement itself under pgbench: `clients` connections, each a closed loop like a pair."""
+    conn = await asyncpg.connect(url)
+    rows = await conn.fetch("SELECT id, customer_id FROM conversations ORDER BY id")
+    await conn.close()
+    assert [(r["id"], r["customer_id"]) for r in rows] == [(i + 1, 10_000 + i) for i in range(clients)], \
+        "pgbench expects conversations 1..N of customers 10000.."
+    sql = send_sql(Role.CUSTOMER)
+    for n, value in (("$1", ":cid"), ("$2", ":sender"), ("$3", "'text'"), ("$4", "'bench'"),
+                     ("$5", "NULL::text"), ("$6", "NULL::bigint"), ("$7", "('pg-' || :client_id || '-' || :r)")):
+        sql = sql.replace(n, value)
+    script = (f"\\set cid random(1, {clients})\n\\set sender 9999 + :cid\n"
+              "\\set r random(1, 1000000000000)\n" + " ".join(sql.split()) + ";\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
+        f.write(script)
+        f.flush()
+        command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(int(seconds)),
+                   "-f", f.name, url]
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                       timeout=seconds + 60)
+    if done.returncode != 0:
+        raise SystemExit(f"pgbench failed: {done.stderr.strip()}")
+    tps = next(float(line.split()[2]) for line in done.stdout.splitlines() if line.startswith("tps ="))
+    latency = next((float(line.split()[-2]) for line in done.stdout.splitlines()
+                    if line.startswith("latency average")), float("nan"))
+    return {"mode": "pgbench (send statement)", "clients": clients, "messages_per_s": round(tps, 1),
+            "latency_avg_ms": latency}
 
 
 async def run_service(url: str, loop: str, modes: tuple[str, ...], pairs_count: int,

@@ -31,6 +31,26 @@ async def by_client_id(conn: asyncpg.Connection, *, sender_id: int, client_messa
     return message_from_row(row) if row else None
 
 
+def send_sql(sender: Role) -> str:
+    """The send statement ($1 conversation, $2 sender, $3 kind, $4 body, $5 image_key, $6 booking_id,
+    $7 client_message_id); `make bench` runs the same text under pgbench as the database's ceiling."""
+    own = "customer_id" if sender is Role.CUSTOMER else "artist_id"
+    unread = "unread_count_artist" if sender is Role.CUSTOMER else "unread_count_customer"
+    return f"""WITH c AS (
+              SELECT id, customer_id, artist_id FROM conversations WHERE id = $1 FOR UPDATE),
+            m AS (
+              INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id,
+                                    client_message_id, created_at)
+              SELECT c.id, $2, $3, $4, $5, $6, $7, clock_timestamp() FROM c WHERE c.{own} = $2
+              ON CONFLICT (sender_id, client_message_id) DO NOTHING
+              RETURNING {_COLUMNS}),
+            touched AS (
+              UPDATE conversations SET last_message_at = GREATEST(last_message_at, (SELECT created_at FROM m)),
+                     updated_at = now(), {unread} = {unread} + 1, status = 'active', archived_at = NULL
+              WHERE id = $1 AND EXISTS (SELECT 1 FROM m))
+            SELECT m.*, c.customer_id AS c_customer_id, c.artist_id AS c_artist_id FROM m, c"""
+
+
 @dataclass(frozen=True)
 class Stored:
     message: Message
@@ -48,25 +68,8 @@ async def send(
     archive. The insert reads the locked row, so the row lock (and the transaction id) come before
     the message id: ids in a conversation increase in commit order. None when nothing was stored:
     no such conversation, not a participant, or (sender, client_message_id) exists already."""
-    own = "customer_id" if sender is Role.CUSTOMER else "artist_id"
-    unread = "unread_count_artist" if sender is Role.CUSTOMER else "unread_count_customer"
-    row = await fetchrow(
-        conn, "message_insert",
-        f"""WITH c AS (
-              SELECT id, customer_id, artist_id FROM conversations WHERE id = $1 FOR UPDATE),
-            m AS (
-              INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id,
-                                    client_message_id, created_at)
-              SELECT c.id, $2, $3, $4, $5, $6, $7, clock_timestamp() FROM c WHERE c.{own} = $2
-              ON CONFLICT (sender_id, client_message_id) DO NOTHING
-              RETURNING {_COLUMNS}),
-            touched AS (
-              UPDATE conversations SET last_message_at = GREATEST(last_message_at, (SELECT created_at FROM m)),
-                     updated_at = now(), {unread} = {unread} + 1, status = 'active', archived_at = NULL
-              WHERE id = $1 AND EXISTS (SELECT 1 FROM m))
-            SELECT m.*, c.customer_id AS c_customer_id, c.artist_id AS c_artist_id FROM m, c""",
-        conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id,
-    )
+    row = await fetchrow(conn, "message_insert", send_sql(sender), conversation_id, sender_id, kind, body,
+                         image_key, booking_id, client_message_id)
     if row is None:
         return None
     return Stored(message_from_row(row), row["c_customer_id"], row["c_artist_id"])
