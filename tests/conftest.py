@@ -40,15 +40,25 @@ async def drop_database(name: str) -> None:
         await admin.close()
 
 
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    name = await create_database()
-    url = db_url(name)
+async def migrate(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await migrations.upgrade(conn)
     finally:
         await conn.close()
+
+
+async def create_migrated_database(prefix: str = "chat_test") -> tuple[str, str]:
+    """A new database with every migration applied: its name and URL."""
+    name = await create_database(prefix)
+    url = db_url(name)
+    await migrate(url)
+    return name, url
+
+
+@pytest.fixture(scope="session")
+async def database_url() -> AsyncIterator[str]:
+    name, url = await create_migrated_database()
     yield url
     await drop_database(name)
 
@@ -64,11 +74,7 @@ async def fresh_database() -> AsyncIterator[str]:
 @pytest.fixture
 async def migrated_database(fresh_database: str) -> str:
     """A database of the test's own with every migration applied (for tests that touch all its rows)."""
-    conn = await asyncpg.connect(fresh_database)
-    try:
-        await migrations.upgrade(conn)
-    finally:
-        await conn.close()
+    await migrate(fresh_database)
     return fresh_database
 
 

@@ -20,11 +20,9 @@ import pytest
 
 from sut.db import conversations as conv_db
 from sut.db import messages as msg_db
-from sut.db import migrations
 from sut.domain import Role
 from sut.seed import SeedPlan, seed
-from tests.conftest import create_database, drop_database
-from tests.support import db_url
+from tests.conftest import create_migrated_database, drop_database
 
 PLAN = SeedPlan(customers=2000, artists=200, conversations=100_000, messages=300_000)
 LIMIT = 51  # the handlers ask for limit + 1 rows to know whether there is a next page
@@ -91,11 +89,9 @@ class Sample:
 
 @pytest.fixture(scope="module")
 async def sample() -> AsyncIterator[Sample]:
-    name = await create_database("chat_plans")
-    url = db_url(name)
+    name, url = await create_migrated_database("chat_plans")
     conn = await asyncpg.connect(url)
     try:
-        await migrations.upgrade(conn)
         assert await seed(url, PLAN, progress=False) == 0
         # a share of archived conversations, so the active-only indexes are the selective ones
         await conn.execute("UPDATE conversations SET status = 'archived', archived_at = now() WHERE id % 5 = 0")

@@ -16,10 +16,9 @@ import asyncpg
 import pytest
 
 from sut.app import create_app
-from sut.db import migrations
 from sut.settings import Settings
-from tests.conftest import AiohttpClient, create_database, drop_database
-from tests.support import auth, db_url
+from tests.conftest import AiohttpClient, create_migrated_database, drop_database
+from tests.support import auth
 
 CUSTOMERS, ARTISTS, CONVERSATIONS, MESSAGES = 50, 10, 120, 3000
 SUMMARY = re.compile(
@@ -41,13 +40,7 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 async def seeded() -> AsyncIterator[Seeded]:
-    name = await create_database("chat_seed")
-    url = db_url(name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrations.upgrade(conn)
-    finally:
-        await conn.close()
+    name, url = await create_migrated_database("chat_seed")
     result = await asyncio.to_thread(run_seed, url, "--customers", str(CUSTOMERS), "--artists", str(ARTISTS),
                                      "--conversations", str(CONVERSATIONS), "--messages", str(MESSAGES))
     yield Seeded(url, result)
