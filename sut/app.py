@@ -127,7 +127,6 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
                                           batch=settings.retention_batch_size,
                                           interval=settings.retention_interval_seconds))
     tasks = [asyncio.create_task(job) for job in jobs]
-    app[keys.BACKGROUND] = tasks
     yield
     for task in tasks:
         task.cancel()

@@ -54,11 +54,8 @@ class Conversation:
         own = self.customer_id if principal.role is Role.CUSTOMER else self.artist_id
         return principal.user_id == own
 
-    def side_of(self, principal: Principal) -> Role:
-        return principal.role
-
     def last_read_id_for(self, principal: Principal) -> int:
-        return self.last_read_id_customer if self.side_of(principal) is Role.CUSTOMER else self.last_read_id_artist
+        return self.last_read_id_customer if principal.role is Role.CUSTOMER else self.last_read_id_artist
 
 
 @dataclass(frozen=True)

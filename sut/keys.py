@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,4 +17,3 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 DB_POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool")
 REDIS: web.AppKey[aioredis.Redis] = web.AppKey("redis")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
-BACKGROUND: web.AppKey[list[Any]] = web.AppKey("background_tasks")

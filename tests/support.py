@@ -187,6 +187,7 @@ class ServiceProcess:
 def service_env(**overrides: str) -> dict[str, str]:
     """The environment of a service process: the test's own service variables never leak in."""
     ours = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "PORT", "HOST", "LOG_LEVEL", "RETENTION_DAYS",
-            "S3_ENDPOINT_URL", "REDIS_KEY_PREFIX", "CORS_ORIGIN", "SOCKETIO_CHANNEL", "RATE_LIMIT_PER_SECOND")
+            "S3_ENDPOINT_URL", "REDIS_KEY_PREFIX", "CORS_ORIGIN", "SOCKETIO_CHANNEL", "RATE_LIMIT_PER_SECOND",
+            "EVENT_LOOP")
     base = {k: v for k, v in os.environ.items() if k not in ours and not k.startswith(("AWS_", "DB_"))}
     return {**base, **overrides}

@@ -150,8 +150,9 @@ async def send_message(request: web.Request) -> web.Response:
     storage = request.app[keys.STORAGE]
     result = await messages.send(request.app[keys.DB_POOL], storage, principal_of(request), req,
                                  _timeout(request))
-    await request.app[PUBLISHER].message_new(result.message, result.participants, request.app)
-    return web.json_response(await message_json(result.message, storage), status=201 if result.created else 200)
+    message = await message_json(result.message, storage)
+    await request.app[PUBLISHER].message_new(message, result.participants)
+    return web.json_response(message, status=201 if result.created else 200)
 
 
 @routes.post("/messaging/conversations/{id}/read")

@@ -3,12 +3,10 @@ handlers both publish here, after the commit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import socketio
 from aiohttp import web
-
-from sut import keys
-from sut.domain import Message
-from sut.handlers.views import message_json
 
 MESSAGE_NEW, CONVERSATION_READ, TYPING = "message:new", "conversation:read", "typing"
 
@@ -23,9 +21,9 @@ class Publisher:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
 
-    async def message_new(self, message: Message, participants: tuple[int, int], app: web.Application) -> None:
-        payload = {"message": await message_json(message, app[keys.STORAGE])}
-        await self._sio.emit(MESSAGE_NEW, payload, to=[user_room(u) for u in participants])
+    async def message_new(self, message: dict[str, Any], participants: tuple[int, int]) -> None:
+        """`message` as the sender's answer shows it (views.message_json), serialised once for both."""
+        await self._sio.emit(MESSAGE_NEW, {"message": message}, to=[user_room(u) for u in participants])
 
     async def conversation_read(self, conversation_id: int, reader_id: int, up_to: int,
                                 participants: tuple[int, int]) -> None:

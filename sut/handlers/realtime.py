@@ -169,8 +169,8 @@ class ChatNamespace(socketio.AsyncNamespace):
         result = await messages.send(self.app[keys.DB_POOL], self.app[keys.STORAGE], principal, req,
                                      self._timeout())
         # committed: tell both participants (a replay tells them again; receivers de-duplicate by id)
-        await self.app[PUBLISHER].message_new(result.message, result.participants, self.app)
         message = await message_json(result.message, self.app[keys.STORAGE])
+        await self.app[PUBLISHER].message_new(message, result.participants)
         return {"ok": True, "duplicate": not result.created, "message": message}
 
     async def _read(self, principal: Principal, data: Any) -> Ack:

@@ -30,7 +30,7 @@ async def message_json(m: Message, storage: Storage | None = None) -> dict[str, 
 
 
 async def conversation_json(c: Conversation, principal: Principal, storage: Storage | None = None) -> dict[str, Any]:
-    mine = c.unread_count_customer if c.side_of(principal) is Role.CUSTOMER else c.unread_count_artist
+    mine = c.unread_count_customer if principal.role is Role.CUSTOMER else c.unread_count_artist
     return {
         "id": c.id, "customer_id": c.customer_id, "artist_id": c.artist_id, "booking_id": c.booking_id,
         "status": c.status, "last_message_at": c.last_message_at.isoformat(),

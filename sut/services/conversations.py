@@ -97,7 +97,7 @@ async def mark_read(
             up_to = await msg_db.newest_id(conn, conversation_id=conversation_id)
         elif not await msg_db.in_conversation(conn, conversation_id=conversation_id, message_id=up_to):
             raise Invalid("up_to_message_id is not a message of this conversation")
-        side = locked.side_of(principal)
+        side = principal.role
         await conv_db.mark_read(conn, conversation_id=conversation_id, side=side,
                                 reader_id=principal.user_id, up_to=up_to)
         return await conv_db.get(conn, conversation_id=conversation_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,16 +19,7 @@ from sut.db import migrations
 from sut.domain import Principal, Role
 from sut.settings import Settings
 from tests.conftest import BUCKET
-from tests.support import JWT_SECRET, REDIS_URL, MotoServer, free_port
-
-# the variables the service reads; the test's own environment must not leak into the children
-_OURS = ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "PORT", "HOST", "LOG_LEVEL", "RETENTION_DAYS",
-         "S3_ENDPOINT_URL", "REDIS_KEY_PREFIX", "CORS_ORIGIN", "SOCKETIO_CHANNEL")
-
-
-def child_env(**env: str) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in _OURS and not k.startswith(("AWS_", "DB_"))}
-    return {**base, **env}
+from tests.support import JWT_SECRET, REDIS_URL, MotoServer, free_port, service_env
 
 
 def sut(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -43,7 +33,7 @@ def sut(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     ({}, "JWT_SECRET"),
 ])
 def test_serve_with_a_bad_setting_prints_one_line_and_exits_2(env: dict[str, str], variable: str) -> None:
-    result = sut("serve", env=child_env(**env))
+    result = sut("serve", env=service_env(**env))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
@@ -52,19 +42,19 @@ def test_serve_with_a_bad_setting_prints_one_line_and_exits_2(env: dict[str, str
 
 
 def test_token_mints_a_token_the_service_accepts() -> None:
-    result = sut("token", "--user", "7", "--role", "artist", env=child_env(JWT_SECRET=JWT_SECRET))
+    result = sut("token", "--user", "7", "--role", "artist", env=service_env(JWT_SECRET=JWT_SECRET))
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     assert decode_token(JWT_SECRET, token) == Principal(user_id=7, role=Role.ARTIST)
 
 
 def test_token_for_a_non_positive_user_exits_2() -> None:
-    result = sut("token", "--user", "0", "--role", "customer", env=child_env(JWT_SECRET=JWT_SECRET))
+    result = sut("token", "--user", "0", "--role", "customer", env=service_env(JWT_SECRET=JWT_SECRET))
     assert result.returncode == 2 and result.stdout == ""
 
 
 def test_migrate_status_on_a_fresh_database_lists_every_migration_pending(fresh_database: str) -> None:
-    result = sut("migrate", "status", env=child_env(DATABASE_URL=fresh_database))
+    result = sut("migrate", "status", env=service_env(DATABASE_URL=fresh_database))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     shipped = migrations.load_migrations()
@@ -94,7 +84,7 @@ def served(database_url: str, s3_server: MotoServer,
            base_settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A `serve` process on a free port; base_settings has created the upload bucket."""
     port = free_port()
-    env = child_env(
+    env = service_env(
         DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
         AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_server.url,
         REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", RETENTION_DAYS="0", LOG_LEVEL="INFO",
