@@ -1,0 +1,4 @@
+"""Turn a run folder into `summary.json` (the SLO verdict) and `report.html` (see docs/loadtests.md).
+
+    python -m reports build RUN_DIR
+"""

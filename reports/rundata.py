@@ -1,0 +1,292 @@
+"""Read a run folder's raw files (scenario.yaml, timeline.json, hist/, checker.json, meta.json, prom/).
+
+`load_run` raises `RunDataError` (one line naming the file) when `scenario.yaml` or `timeline.json` is missing
+or unreadable: without them nothing can be evaluated. Missing or empty `hist/` is not an error here: the run
+loads with no series and the summary's verdict is `error`. Optional files (checker.json, meta.json,
+prom/alerts.json) load as None when absent or unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scenarios.model import Scenario, ScenarioError, load_scenario
+
+DELIVERY = ("WS", "message:new")  # the request entry measured at the receiver
+SCHEDULE_LAG = ("LAG", "schedule")  # the generator's lag against its open-model schedule
+
+
+class RunDataError(Exception):
+    """A run folder that cannot be evaluated: the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """A time window in epoch seconds, half open: [start, end)."""
+
+    start: float
+    end: float
+
+    @property
+    def length(self) -> float:
+        return max(self.end - self.start, 0.0)
+
+    def contains(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+    def overlap(self, other: Window) -> float:
+        return max(min(self.end, other.end) - max(self.start, other.start), 0.0)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"start": round(self.start, 3), "end": round(self.end, 3)}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of `hist/<slug>.jsonl`: a worker's reporting interval of one request name."""
+
+    worker: str
+    start: float
+    end: float
+    count: int
+    failures: int
+    hdr: str
+
+    @property
+    def mid(self) -> float:
+        return (self.start + self.end) / 2
+
+
+@dataclass(frozen=True)
+class Series:
+    """Every interval record of one request (method, name)."""
+
+    slug: str
+    method: str
+    name: str
+    records: tuple[Record, ...]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.method, self.name)
+
+    @property
+    def is_delivery(self) -> bool:
+        return self.key == DELIVERY
+
+    @property
+    def is_lag(self) -> bool:
+        return self.key == SCHEDULE_LAG
+
+    def within(self, window: Window) -> list[Record]:
+        """The records whose midpoint is inside `window` (records are ~3 s: that is the granularity)."""
+        return [r for r in self.records if window.contains(r.mid)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One load stage as it ran (timeline.json), epoch seconds."""
+
+    index: int
+    start: float
+    end: float
+    settle: float
+    messages_per_second: float
+
+    @property
+    def window(self) -> Window:
+        return Window(self.start, self.end)
+
+    @property
+    def plateau(self) -> Window:
+        return Window(min(self.start + self.settle, self.end), self.end)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The time facts of `timeline.json`."""
+
+    run_id: str | None
+    t0: float
+    warmup_end: float
+    send_end: float
+    end: float
+    stages: tuple[Stage, ...]
+    stopped_early: bool
+
+
+@dataclass
+class RunData:
+    """Everything `summarize` and the report need from a run folder."""
+
+    run_dir: Path
+    run_id: str
+    scenario: Scenario
+    timeline: Timeline
+    series: list[Series]
+    hist_problem: str | None = None  # why there is no histogram data, when there is none
+    checker: dict[str, int] | None = None
+    meta: dict[str, Any] | None = None
+    alerts: list[dict[str, Any]] | None = None
+    prom_files: list[str] = field(default_factory=list)
+
+    @property
+    def send_window(self) -> Window:
+        """The evaluation window: after the warm-up, up to the end of the sends."""
+        return Window(self.timeline.warmup_end, self.timeline.send_end)
+
+    @property
+    def delivery_window(self) -> Window:
+        """Deliveries count up to the end of the run (after send_end comes the drain)."""
+        return Window(self.timeline.warmup_end, self.timeline.end)
+
+    @property
+    def has_data(self) -> bool:
+        return any(s.records for s in self.series)
+
+    def requests(self) -> list[Series]:
+        """The Locust request series (the generator's lag pseudo-request left out)."""
+        return [s for s in self.series if not s.is_lag]
+
+    def label(self, series: Series) -> str:
+        """A request's display name: its name, with its method in front when another method shares the name."""
+        shared = sum(1 for s in self.series if s.name == series.name) > 1
+        return f"{series.method} {series.name}" if shared else series.name
+
+    def find(self, method: str, name: str) -> Series | None:
+        return next((s for s in self.series if s.key == (method, name)), None)
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run folder; raises RunDataError when scenario.yaml or timeline.json is missing or unreadable."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDataError(f"{run_dir}: no such run folder")
+    scenario = _read_scenario(run_dir / "scenario.yaml")
+    timeline = _read_timeline(run_dir / "timeline.json")
+    series, hist_problem = _read_hist(run_dir / "hist")
+    meta = _read_json_object(run_dir / "meta.json")
+    prom = run_dir / "prom"
+    return RunData(
+        run_dir=run_dir,
+        run_id=timeline.run_id or str((meta or {}).get("run_id") or run_dir.name),
+        scenario=scenario,
+        timeline=timeline,
+        series=series,
+        hist_problem=hist_problem,
+        checker=_read_checker(run_dir / "checker.json"),
+        meta=meta,
+        alerts=_read_alerts(prom / "alerts.json"),
+        prom_files=sorted(p.name for p in prom.glob("*.json")) if prom.is_dir() else [],
+    )
+
+
+def _read_scenario(path: Path) -> Scenario:
+    if not path.is_file():
+        raise RunDataError(f"{path} is missing")
+    try:
+        return load_scenario(path, check_name=False)
+    except ScenarioError as exc:
+        raise RunDataError(f"{path} is unreadable: {_one_line(exc)}") from exc
+
+
+def _read_timeline(path: Path) -> Timeline:
+    if not path.is_file():
+        raise RunDataError(f"{path} is missing")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return _timeline(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunDataError(f"{path} is unreadable: {_one_line(exc)}") from exc
+
+
+def _timeline(raw: dict[str, Any]) -> Timeline:
+    """The time facts; a stage without a start or an end (one that did not run) is left out."""
+    stages = tuple(
+        Stage(index=int(s["index"]), start=float(s["start"]), end=float(s["end"]),
+              settle=float(s.get("settle") or 0), messages_per_second=float(s.get("messages_per_second") or 0))
+        for s in raw.get("stages") or [] if s.get("start") is not None and s.get("end") is not None
+    )
+    return Timeline(
+        run_id=raw.get("run_id"), t0=float(raw["t0"]), warmup_end=float(raw["warmup_end"]),
+        send_end=float(raw["send_end"]), end=float(raw["end"]), stages=stages,
+        stopped_early=bool(raw.get("stopped_early", False)),
+    )
+
+
+def _read_hist(hist_dir: Path) -> tuple[list[Series], str | None]:
+    index_path = hist_dir / "index.json"
+    if not index_path.is_file():
+        return [], f"{index_path} is missing"
+    index = _read_json_object(index_path)
+    if index is None:
+        return [], f"{index_path} is unreadable"
+    series = [
+        Series(slug=slug, method=str(req.get("method", "")), name=str(req.get("name", slug)),
+               records=tuple(_read_records(hist_dir / f"{slug}.jsonl")))
+        for slug, req in sorted(index.items()) if isinstance(req, dict)
+    ]
+    if not any(s.records for s in series):
+        return series, f"{hist_dir} holds no histogram records"
+    return series, None
+
+
+def _read_records(path: Path) -> list[Record]:
+    """The records of one jsonl file; unparsable lines (a worker stopped mid-write) are skipped."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            raw = json.loads(line)
+            records.append(Record(worker=str(raw.get("worker", 0)), start=float(raw["start"]),
+                                  end=float(raw["end"]), count=int(raw.get("count", 0)),
+                                  failures=int(raw.get("failures", 0)), hdr=str(raw.get("hdr") or "")))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return records
+
+
+def _read_checker(path: Path) -> dict[str, int] | None:
+    raw = _read_json_object(path)
+    if raw is None:
+        return None
+    return {key: int(value) for key, value in raw.items() if isinstance(value, int | float)}
+
+
+def _read_alerts(path: Path) -> list[dict[str, Any]] | None:
+    """prom/alerts.json: a list of alerts; the Prometheus API's {"data": {"alerts": [...]}} is accepted too."""
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(raw, dict):
+        data = raw.get("data")
+        raw = (data if isinstance(data, dict) else raw).get("alerts")
+    if not isinstance(raw, list):
+        return None
+    return [a for a in raw if isinstance(a, dict)]
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+__all__ = ["DELIVERY", "SCHEDULE_LAG", "Record", "RunData", "RunDataError", "Series", "Stage", "Timeline",
+           "Window", "load_run"]

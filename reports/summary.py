@@ -1,0 +1,220 @@
+"""summary.json: a run's figures over its evaluation window and the SLO verdict (pure computation).
+
+Windows (from timeline.json, never recomputed from the scenario):
+
+- requests, rates, error ratios, throughput and the generator's lag: [warmup_end, send_end];
+- delivery (`WS message:new`, the `delivery` latency SLOs) counts deliveries up to `end`: [warmup_end, end]
+  (what arrives after send_end is the drain); its rate is still taken over [warmup_end, send_end];
+- each stage: its plateau [start + settle, end] for everything; checker SLOs are run-wide and left out.
+
+An interval record (~3 s, one per worker) belongs to a window when its midpoint is inside it: windows are
+resolved to that granularity. An SLO whose value cannot be computed (no sample, no checker.json, no target
+rate) fails with value null: it cannot be shown to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reports.hist import latency_figures, merge, percentile
+from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, load_run
+from scenarios.model import DELIVERY as DELIVERY_REQUEST
+from scenarios.model import Slo
+
+BEHIND_LAG_P99 = 0.1  # seconds of schedule lag p99 over which the generator could not keep the target rate
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an evaluation looks: the window of requests and rates, the window of deliveries, the checker."""
+
+    rate: Window
+    delivery: Window
+    checker: bool
+
+    def window_of(self, series: Series) -> Window:
+        return self.delivery if series.is_delivery else self.rate
+
+
+def summarize(run: RunData) -> dict[str, Any]:
+    """The summary.json document of a loaded run."""
+    scope = Scope(run.send_window, run.delivery_window, checker=True)
+    slos = [entry for slo in run.scenario.slos if (entry := evaluate_slo(run, slo, scope)) is not None]
+    stages = [stage_summary(run, stage) for stage in run.timeline.stages]
+    capacity = find_capacity(stages) if run.scenario.capacity is not None else None
+    summary: dict[str, Any] = {
+        "run_id": run.run_id,
+        "scenario": run.scenario.name,
+        "verdict": verdict(run, slos, capacity),
+        "window": run.send_window.as_dict(),
+        "slos": slos,
+        "requests": requests_summary(run),
+        "delivery": delivery_summary(run),
+        "checker": run.checker,
+        "generator": generator_summary(run),
+        "stages": stages,
+        "capacity": capacity,
+    }
+    if not run.has_data:
+        summary["error"] = run.hist_problem or "no histogram data"
+    return summary
+
+
+def error_summary(run_dir: Path, message: str) -> dict[str, Any]:
+    """The summary of a run folder that could not be evaluated at all."""
+    return {"run_id": Path(run_dir).name, "scenario": None, "verdict": "error", "error": message}
+
+
+def verdict(run: RunData, slos: list[dict[str, Any]], capacity: dict[str, Any] | None) -> str:
+    if not run.has_data:
+        return "error"
+    if run.scenario.capacity is not None:
+        return "pass" if capacity is not None else "fail"
+    return "pass" if all(entry["passed"] for entry in slos) else "fail"
+
+
+# --- SLOs -------------------------------------------------------------------------------------------------
+
+
+def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
+    """{"name", "kind", "target", "value", "passed"}; None for a checker SLO in a scope without the checker."""
+    value: float | None
+    if slo.kind == "latency":
+        value = percentile(merge(r.hdr for r in records_in(matching(run, slo.request), scope)), slo.percentile)
+        target: float = slo.max
+        passed = value is not None and value <= target
+    elif slo.kind == "error_ratio":
+        value, target = error_ratio(records_in(matching(run, slo.request), scope)), slo.max
+        passed = value is not None and value <= target
+    elif slo.kind == "checker":
+        if not scope.checker:
+            return None
+        value, target = (run.checker or {}).get(slo.counter), slo.max
+        passed = value is not None and value <= target
+    else:
+        value, target, passed = throughput(run, slo.request, slo.min_rps, slo.min_ratio, scope)
+    return {"name": slo.display_name, "kind": slo.kind, "target": target, "value": value, "passed": passed}
+
+
+def throughput(run: RunData, request: str, min_rps: float | None, min_ratio: float | None,
+               scope: Scope) -> tuple[float | None, float, bool]:
+    """(value, target, passed): the achieved/target ratio when `min_ratio` is set, else the rate in rps; the
+    rounded value shown is the one judged."""
+    rps = _round(rate((r for series in matching(run, request) for r in series.records), scope.rate), 3)
+    rps_ok = min_rps is None or (rps is not None and rps >= min_rps)
+    if min_ratio is None:
+        return rps, float(min_rps or 0.0), rps_ok
+    target_rate = target_messages_per_second(run.timeline.stages, scope.rate)
+    ratio = _round(rps / target_rate, 4) if rps is not None and target_rate > 0 else None
+    return ratio, min_ratio, rps_ok and ratio is not None and ratio >= min_ratio
+
+
+def matching(run: RunData, request: str | None) -> list[Series]:
+    """The series an SLO's `request` designates: every request when None, WS message:new for `delivery`."""
+    if request is None:
+        return run.requests()
+    if request == DELIVERY_REQUEST:
+        return [s for s in run.series if s.is_delivery]
+    return [s for s in run.requests() if s.name == request]
+
+
+def records_in(series: Iterable[Series], scope: Scope) -> list[Record]:
+    return [r for s in series for r in s.within(scope.window_of(s))]
+
+
+def error_ratio(records: list[Record]) -> float | None:
+    count = sum(r.count for r in records)
+    return round(sum(r.failures for r in records) / count, 6) if count else None
+
+
+def rate(records: Iterable[Record], window: Window) -> float | None:
+    """Requests per second over the window: each record (a worker's ~3 s interval) counts for the share of its
+    interval inside the window, so the rate is exact for a steady load whatever the intervals' phase. Pass every
+    record of the series, not only those whose midpoint is inside."""
+    if window.length <= 0:
+        return None
+    total = 0.0
+    for r in records:
+        span = r.end - r.start
+        total += r.count * (Window(r.start, r.end).overlap(window) / span if span > 0 else window.contains(r.mid))
+    return total / window.length
+
+
+def target_messages_per_second(stages: Iterable[Stage], window: Window) -> float:
+    """The time-weighted target send rate over `window` (0 where no stage runs)."""
+    if window.length <= 0:
+        return 0.0
+    return sum(s.messages_per_second * s.window.overlap(window) for s in stages) / window.length
+
+
+# --- figures ----------------------------------------------------------------------------------------------
+
+
+def requests_summary(run: RunData) -> dict[str, dict[str, Any]]:
+    """Per request name: method, count, failures, rps and the latency figures over its window."""
+    scope = Scope(run.send_window, run.delivery_window, checker=True)
+    out: dict[str, dict[str, Any]] = {}
+    for series in sorted(run.requests(), key=lambda s: (s.name.lower(), s.method)):
+        records = series.within(scope.window_of(series))
+        out[run.label(series)] = {
+            "method": series.method,
+            "count": sum(r.count for r in records),
+            "failures": sum(r.failures for r in records),
+            "rps": _round(rate(series.records, run.send_window), 3),
+            **latency_figures(merge(r.hdr for r in records)),
+        }
+    return out
+
+
+def delivery_summary(run: RunData) -> dict[str, Any] | None:
+    """Delivery latency (WS message:new at the receiver) up to the end of the run; None without that series."""
+    series = [s for s in run.series if s.is_delivery]
+    if not series:
+        return None
+    records = [r for s in series for r in s.within(run.delivery_window)]
+    return {"count": sum(r.count for r in records), **latency_figures(merge(r.hdr for r in records))}
+
+
+def generator_summary(run: RunData) -> dict[str, Any]:
+    """Schedule lag p99 (and whether the generator fell behind), target and achieved send rates."""
+    window = run.send_window
+    lag = run.find(*SCHEDULE_LAG)
+    lag_p99 = percentile(merge(r.hdr for r in lag.within(window)), 99) if lag is not None else None
+    sends = [r for s in run.requests() if s.name == "message:send" for r in s.within(window)]
+    has_sends = any(s.name == "message:send" for s in run.requests())
+    return {
+        "schedule_lag_p99": lag_p99,
+        "behind": lag_p99 is not None and lag_p99 > BEHIND_LAG_P99,
+        "target_messages_per_second": round(target_messages_per_second(run.timeline.stages, window), 3),
+        "achieved_messages_per_second": _round(rate(sends, window), 3) if has_sends else None,
+    }
+
+
+def stage_summary(run: RunData, stage: Stage) -> dict[str, Any]:
+    """A stage evaluated on its plateau: every SLO but the run-wide checker ones."""
+    plateau = stage.plateau
+    scope = Scope(plateau, plateau, checker=False)
+    slos = [entry for slo in run.scenario.slos if (entry := evaluate_slo(run, slo, scope)) is not None]
+    return {"index": stage.index, "messages_per_second": stage.messages_per_second, "window": plateau.as_dict(),
+            "slos": slos, "passed": all(entry["passed"] for entry in slos)}
+
+
+def find_capacity(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The highest-rate stage before the first breach whose SLOs all held; None when none held."""
+    best: dict[str, Any] | None = None
+    for stage in stages:
+        if not stage["passed"]:
+            break
+        if best is None or stage["messages_per_second"] > best["messages_per_second"]:
+            best = stage
+    return None if best is None else {"messages_per_second": best["messages_per_second"], "stage": best["index"]}
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+__all__ = ["RunData", "RunDataError", "error_summary", "load_run", "summarize"]
