@@ -1,0 +1,142 @@
+"""The master's side: what the workers report, merged, written to the run folder and exported to Prometheus.
+
+Each worker's report (about every 3 s) carries its interval histograms (`recorder.Recorder.flush`), its delivery
+checker's running totals and how many of its pairs have finished. The master appends the intervals to
+`hist/<slug>.jsonl`, adds them into fixed Prometheus buckets (so the exported histograms merge across workers and
+runs like any Prometheus histogram), and serves, on :9646 while the run lasts, the series named in DESIGN.md,
+every one labelled `run_id`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from loadtests.checker import merge
+from loadtests.recorder import BUCKETS, LAG, slug
+
+DELIVERY = ("WS", "message:new")
+
+
+class _Buckets:
+    def __init__(self) -> None:
+        self.counts = [0] * len(BUCKETS)
+        self.total = 0.0
+
+    def add(self, counts: list[int], total: float) -> None:
+        for i, count in enumerate(counts):
+            self.counts[i] += count
+        self.total += total
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip(BUCKETS, self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if math.isinf(bound) else repr(bound), running))
+        return out
+
+
+class Aggregate(Collector):
+    """Merged worker data of one run; also the Prometheus collector of the loadgen_* series."""
+
+    def __init__(self, run_id: str, run_dir: Path | None, *,
+                 users: Callable[[], int] = lambda: 0,
+                 requests: Callable[[], list[tuple[str, str, int, int]]] = list,
+                 cpu: Callable[[], dict[str, float]] = dict) -> None:
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self._users, self._requests, self._cpu = users, requests, cpu
+        self._buckets: dict[tuple[str, str], _Buckets] = {}
+        self._checker: dict[str, dict[str, int]] = {}
+        self._finalized: dict[str, int] = {}
+        self._files: dict[str, IO[str]] = {}
+        self._index: dict[str, dict[str, str]] = {}
+
+    # --- what workers send
+    def add_report(self, client_id: str, data: dict[str, Any]) -> None:
+        for record in data.get("intervals", ()):
+            self._add_interval(record)
+        if "checker" in data:
+            self._checker[client_id] = data["checker"]
+        if "finalized" in data:
+            self._finalized[client_id] = int(data["finalized"])
+
+    def _add_interval(self, record: dict[str, Any]) -> None:
+        key = (record["method"], record["name"])
+        if record["hdr"]:
+            self._buckets.setdefault(key, _Buckets()).add(record["buckets"], record["sum"])
+        if self.run_dir is None:
+            return
+        name = slug(*key)
+        out = self._files.get(name)
+        if out is None:
+            hist = self.run_dir / "hist"
+            hist.mkdir(parents=True, exist_ok=True)
+            out = self._files[name] = (hist / f"{name}.jsonl").open("a", encoding="utf-8")
+            self._index[name] = {"method": key[0], "name": key[1]}
+            (hist / "index.json").write_text(json.dumps(self._index, indent=1, sort_keys=True) + "\n")
+        line = {k: record[k] for k in ("worker", "start", "end", "count", "failures", "hdr")}
+        out.write(json.dumps(line, separators=(",", ":")) + "\n")
+        out.flush()
+
+    def checker_totals(self) -> dict[str, int]:
+        return merge(list(self._checker.values()))
+
+    def finalized(self) -> int:
+        return sum(self._finalized.values())
+
+    def close(self) -> None:
+        for out in self._files.values():
+            out.close()
+        self._files.clear()
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "checker.json").write_text(json.dumps(self.checker_totals(), indent=1) + "\n")
+
+    # --- Prometheus
+    def collect(self) -> Iterator[Metric]:
+        rid = self.run_id
+        users = GaugeMetricFamily("loadgen_users", "Locust users running", labels=["run_id"])
+        users.add_metric([rid], self._users())
+        yield users
+        total = CounterMetricFamily("loadgen_requests", "Requests by Locust name", labels=["run_id", "name", "method"])
+        failed = CounterMetricFamily("loadgen_request_failures", "Failed requests by Locust name",
+                                     labels=["run_id", "name", "method"])
+        for name, method, count, failures in self._requests():
+            total.add_metric([rid, name, method], count)
+            failed.add_metric([rid, name, method], failures)
+        yield total
+        yield failed
+        durations = HistogramMetricFamily("loadgen_request_duration_seconds",
+                                          "Request latency seen by the load generator",
+                                          labels=["run_id", "name", "method"])
+        for (method, name), buckets in sorted(self._buckets.items()):
+            if (method, name) not in (DELIVERY, LAG):
+                durations.add_metric([rid, name, method], buckets.cumulative(), buckets.total)
+        yield durations
+        for (key, metric, doc) in ((DELIVERY, "loadgen_message_delivery_seconds",
+                                    "Send to message:new at the receiver (one process clock)"),
+                                   (LAG, "loadgen_schedule_lag_seconds",
+                                    "How late open-model sends ran against their schedule")):
+            family = HistogramMetricFamily(metric, doc, labels=["run_id"])
+            buckets = self._buckets.get(key, _Buckets())
+            family.add_metric([rid], buckets.cumulative(), buckets.total)
+            yield family
+        counts = self.checker_totals()
+        for counter in ("lost", "duplicated", "out_of_order", "redelivered", "acked", "delivered"):
+            checked = CounterMetricFamily(f"loadgen_messages_{counter}", f"Delivery checker: messages {counter}",
+                                          labels=["run_id"])
+            checked.add_metric([rid], counts[counter])
+            yield checked
+        cpu = GaugeMetricFamily("loadgen_cpu_ratio", "CPU of each load-generator process (1 = one core)",
+                                labels=["run_id", "worker"])
+        for worker, ratio in sorted(self._cpu().items()):
+            cpu.add_metric([rid, worker], ratio)
+        yield cpu

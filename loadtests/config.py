@@ -1,0 +1,102 @@
+"""What a load-generator process knows: the scenario, the targets, the run, the id space. Read from the
+environment (the runner sets it; the same variables work for a hand-started `locust -f loadtests/locustfile.py`
+and for workers on other machines):
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `CHATLOAD_SCENARIO` | `smoke` | scenario name or YAML path |
+| `CHATLOAD_JWT_SECRET` (or `JWT_SECRET`) | required | the service's HS256 secret: users mint their own tokens |
+| `CHATLOAD_TARGETS` | Locust's `--host` | comma-separated service URLs; pair ends are spread over them |
+| `CHATLOAD_RUN_ID` | `<UTC time>-<scenario>` | the `run_id` label of every load-generator series |
+| `CHATLOAD_RUN_DIR` | none | where the master writes hist/, checker.json, timeline.json |
+| `CHATLOAD_METRICS_PORT` | `9646` | the master's Prometheus endpoint (0: none) |
+| `CHATLOAD_METRICS_HOST` | `127.0.0.1` | its listen address |
+| `CHATLOAD_PAIR_STRIDE` | `1` | the number of worker processes: pair indexes interleave across them |
+| `CHATLOAD_ID_BASE` | `7000000000` | first user id of the harness's own users (far from seeded ones) |
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scenarios.model import Scenario, load_scenario
+
+ACK_TIMEOUT = 10.0          # seconds before an unanswered send counts as failed (and is retried once)
+LAG_WARNING = 0.1           # seconds late against the open-model schedule before the generator warns
+
+
+class ConfigError(Exception):
+    """A missing or bad CHATLOAD_* setting: one line, shown to the user."""
+
+
+@dataclass(frozen=True)
+class Config:
+    scenario: Scenario
+    jwt_secret: str
+    targets: tuple[str, ...]
+    run_id: str
+    run_dir: Path | None
+    metrics_port: int
+    metrics_host: str
+    pair_stride: int
+    id_base: int
+
+    @classmethod
+    def from_env(cls, host: str | None = None) -> Config:
+        env = os.environ
+        # a run folder's copy is named scenario.yaml: its name is the scenario's, not the file's
+        scenario = load_scenario(env.get("CHATLOAD_SCENARIO", "smoke"), check_name=False)
+        secret = env.get("CHATLOAD_JWT_SECRET") or env.get("JWT_SECRET") or ""
+        if not secret:
+            raise ConfigError("CHATLOAD_JWT_SECRET (or JWT_SECRET) must hold the service's JWT secret")
+        raw_targets = env.get("CHATLOAD_TARGETS") or host or ""
+        targets = tuple(t.strip().rstrip("/") for t in raw_targets.split(",") if t.strip())
+        run_id = env.get("CHATLOAD_RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + scenario.name
+        run_dir = Path(env["CHATLOAD_RUN_DIR"]) if env.get("CHATLOAD_RUN_DIR") else None
+        try:
+            port = int(env.get("CHATLOAD_METRICS_PORT", "9646"))
+            stride = int(env.get("CHATLOAD_PAIR_STRIDE", "1"))
+            base = int(env.get("CHATLOAD_ID_BASE", "7000000000"))
+        except ValueError as exc:
+            raise ConfigError(f"CHATLOAD_* numbers: {exc}") from exc
+        if stride < 1 or base < 1 or not 0 <= port < 65536:
+            raise ConfigError("CHATLOAD_PAIR_STRIDE and CHATLOAD_ID_BASE must be >= 1, the port 0..65535")
+        return cls(scenario, secret, targets, run_id, run_dir, port, env.get("CHATLOAD_METRICS_HOST", "127.0.0.1"),
+                   stride, base)
+
+    # the harness's own users: pairs, REST users and upload users never share ids
+    def pair_ids(self, index: int) -> tuple[int, int]:
+        return self.id_base + 2 * index, self.id_base + 2 * index + 1
+
+    def rest_ids(self, index: int, conversations: int) -> tuple[int, list[int]]:
+        """A REST user is an artist with `conversations` customers."""
+        artist = self.id_base + 100_000_000 + index * 1000
+        return artist, [artist + 1 + k for k in range(conversations)]
+
+    def upload_ids(self, index: int) -> tuple[int, int]:
+        return self.id_base + 200_000_000 + 2 * index, self.id_base + 200_000_000 + 2 * index + 1
+
+    def target(self, index: int, fallback: str) -> str:
+        return self.targets[index % len(self.targets)] if self.targets else fallback
+
+
+@dataclass
+class RunState:
+    """Per process: when this process's test started and how far the chat users are."""
+
+    t0: float = 0.0
+    pairs_started: int = 0
+    pairs_finalized: int = 0
+    indexes: dict[str, int] = field(default_factory=dict)
+
+    def next_index(self, kind: str, worker_index: int, stride: int) -> int:
+        """Deterministic, interleaved across workers: worker w of W gets w, w + W, w + 2W, ..."""
+        local = self.indexes.get(kind, 0)
+        self.indexes[kind] = local + 1
+        return max(worker_index, 0) + local * stride
+
+
+RUN = RunState()

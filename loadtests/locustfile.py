@@ -1,0 +1,180 @@
+"""The harness's Locust entry point: `locust -f loadtests/locustfile.py` (headless through
+`python -m scenarios run NAME`, or the web UI by hand; the CHATLOAD_* variables of loadtests/config.py say
+which scenario, secret and targets).
+
+The scenario decides how many users of each persona run (fixed counts), the shape runs them until the last send,
+the grace period and the pairs' final `sync` are over. Every process records full-resolution histograms; workers
+send them with their regular reports, the master writes them to the run folder and exports the loadgen_* series.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+import gevent
+from locust import LoadTestShape, between, events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+from prometheus_client import CollectorRegistry, start_http_server
+
+from loadtests import chat, rest
+from loadtests.aggregate import Aggregate
+from loadtests.config import RUN, Config, ConfigError
+from scenarios.model import ScenarioError
+
+log = logging.getLogger("loadtests")
+REPORT_INTERVAL = 3.0
+FINAL_SYNC_LIMIT = 60.0   # seconds after the grace period the pairs get for their final sync
+
+try:
+    CONFIG = Config.from_env()
+except (ConfigError, ScenarioError) as exc:
+    sys.stderr.write(f"loadtests: {exc}\n")
+    raise SystemExit(2) from exc
+
+SCENARIO = CONFIG.scenario
+STAGES = SCENARIO.resolved_stages()
+PAIRS = max(s.pairs for s in STAGES)
+REST_USERS = max(s.rest_users for s in STAGES)
+UPLOAD_USERS = max(s.upload_users for s in STAGES)
+
+
+class ChatPairUser(chat.ChatPair):
+    abstract = PAIRS == 0
+    fixed_count = PAIRS
+    config = CONFIG
+
+
+class RestQueryUser(rest.RestUser):
+    abstract = REST_USERS == 0
+    fixed_count = REST_USERS
+    config = CONFIG
+    if SCENARIO.personas.rest is not None:
+        wait_time = between(*SCENARIO.personas.rest.wait)
+
+
+class PhotoUser(rest.UploadUser):
+    abstract = UPLOAD_USERS == 0
+    fixed_count = UPLOAD_USERS
+    config = CONFIG
+    if SCENARIO.personas.upload is not None:
+        wait_time = between(*SCENARIO.personas.upload.wait)
+
+
+class ScenarioShape(LoadTestShape):
+    """Every user from the start (pairs a stage does not use stay parked, unconnected); the run ends when every
+    pair has done its final sync after the grace period, or FINAL_SYNC_LIMIT later."""
+
+    def tick(self) -> tuple[int, float] | None:
+        t = self.get_run_time()
+        drained = SCENARIO.send_duration + SCENARIO.grace
+        if t >= drained + FINAL_SYNC_LIMIT:
+            return None
+        if t >= drained + REPORT_INTERVAL and (AGG is None or AGG.finalized() >= PAIRS):
+            return None
+        total = PAIRS + REST_USERS + UPLOAD_USERS
+        return total, max(10.0, total / 5.0)
+
+
+AGG: Aggregate | None = None
+_started = {"t0": 0.0}
+
+
+def _payload(worker: int) -> dict[str, Any]:
+    return {"intervals": chat.RECORDER.flush(worker), "checker": chat.CHECKER.totals(),
+            "finalized": RUN.pairs_finalized}
+
+
+def _timeline(end: float) -> dict[str, Any]:
+    t0 = _started["t0"]
+    return {"run_id": CONFIG.run_id, "t0": round(t0, 3), "warmup_end": round(t0 + SCENARIO.warmup, 3),
+            "send_end": round(t0 + SCENARIO.send_duration, 3), "end": round(end, 3), "stopped_early": False,
+            "stages": [{"index": s.index, "start": round(t0 + s.offset, 3), "end": round(t0 + s.offset + s.duration, 3),
+                        "settle": s.settle, "messages_per_second": s.messages_per_second, "pairs": s.pairs,
+                        "rest_users": s.rest_users, "upload_users": s.upload_users} for s in STAGES]}
+
+
+@events.init.add_listener
+def _on_init(environment: Environment, **_: Any) -> None:
+    global AGG
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        environment.events.request.add_listener(_on_request)
+    if isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(
+            lambda client_id, data: data.update(chatload=_payload(runner.worker_index)))
+        return
+
+    def cpu() -> dict[str, float]:
+        if isinstance(runner, MasterRunner):
+            return {str(runner.get_worker_index(c.id)): c.cpu_usage / 100.0 for c in runner.clients.values()}
+        return {"0": getattr(runner, "current_cpu_usage", 0.0) / 100.0}
+
+    AGG = Aggregate(CONFIG.run_id, CONFIG.run_dir, users=lambda: runner.user_count if runner else 0,
+                    requests=lambda: [(e.name, e.method, e.num_requests, e.num_failures)
+                                      for e in environment.stats.entries.values()],
+                    cpu=cpu)
+    if CONFIG.metrics_port:
+        registry = CollectorRegistry()
+        registry.register(AGG)
+        try:
+            start_http_server(CONFIG.metrics_port, CONFIG.metrics_host, registry)
+        except OSError as exc:
+            log.error("load generator metrics: cannot listen on %s:%s: %s", CONFIG.metrics_host,
+                      CONFIG.metrics_port, exc)
+    if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(
+            lambda client_id, data: AGG.add_report(client_id, data.get("chatload") or {}) if AGG else None)
+    else:
+        gevent.spawn(_local_reports)
+
+
+def _local_reports() -> None:
+    while True:
+        gevent.sleep(REPORT_INTERVAL)
+        if AGG is not None:
+            AGG.add_report("local", _payload(0))
+
+
+def _on_request(request_type: str, name: str, response_time: float, exception: BaseException | None,
+                **_: Any) -> None:
+    chat.RECORDER.record(request_type, name, response_time / 1000.0, failed=exception is not None)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Environment, **_: Any) -> None:
+    RUN.t0 = _started["t0"] = time.time()
+    if AGG is not None and CONFIG.run_dir is not None:
+        _write_timeline(time.time())
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Environment, **_: Any) -> None:
+    _finish(environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    _finish(environment)
+
+
+def _finish(environment: Environment) -> None:
+    if AGG is None:
+        return
+    if not isinstance(environment.runner, MasterRunner):
+        AGG.add_report("local", _payload(0))
+    if CONFIG.run_dir is not None and _started["t0"]:
+        _write_timeline(time.time())
+    AGG.close()
+    totals = AGG.checker_totals()
+    log.info("delivery checker: %s", " ".join(f"{k}={v}" for k, v in totals.items()))
+
+
+def _write_timeline(end: float) -> None:
+    assert CONFIG.run_dir is not None
+    CONFIG.run_dir.mkdir(parents=True, exist_ok=True)
+    (CONFIG.run_dir / "timeline.json").write_text(json.dumps(_timeline(end), indent=1) + "\n")

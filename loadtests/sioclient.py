@@ -1,0 +1,192 @@
+"""A thin socket.io client for gevent: engine.io v4 over one websocket, JSON packets, acks by callback.
+
+Locust users are gevent code. The stock socket.io client (python-socketio's sync client, which
+`locust.contrib.socketio` wraps) runs its reader on threads and queues; this one parses the few packet types the
+service speaks in one reader greenlet per connection and calls back into the user, which costs a fraction of the
+CPU per emit + ack (`python -m benchmarks.client_cpu` measures both side by side). It does the websocket transport
+only (no long-polling upgrade), the default namespace only, and no binary packets: what the service needs.
+
+Packets (engine.io type, then socket.io type): `0` open, `2` ping -> `3` pong, `1` close; `40` connect ok,
+`44` connect error, `42[id]["event", data]` event, `43id[data]` ack, `41` disconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import gevent
+import websocket
+from gevent.event import AsyncResult
+
+Handler = Callable[[str, Any], None]
+AckCallback = Callable[[Any], None]
+
+
+class ConnectError(Exception):
+    """The connection or the namespace join was refused (`connect_error`) or timed out."""
+
+
+class SioClient:
+    """One socket.io connection. `on_event(name, data)` and ack callbacks run in the reader greenlet:
+    they must not block."""
+
+    def __init__(self, base_url: str, token: str, on_event: Handler, *,
+                 on_disconnect: Callable[[str], None] | None = None, timeout: float = 10.0) -> None:
+        parts = urlsplit(base_url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        path = parts.path.rstrip("/") + "/socket.io/"
+        self.url = urlunsplit((scheme, parts.netloc, path, "EIO=4&transport=websocket", ""))
+        self.token = token
+        self.on_event = on_event
+        self.on_disconnect = on_disconnect
+        self.timeout = timeout
+        self.connected = False
+        self._ws: websocket.WebSocket | None = None
+        self._reader: gevent.Greenlet | None = None
+        self._acks: dict[int, AckCallback] = {}
+        self._next_id = 0
+        self._joined: AsyncResult | None = None
+
+    def connect(self) -> None:
+        """Open the websocket and join the namespace with the token; raises ConnectError."""
+        self._joined = AsyncResult()
+        try:
+            # no Origin header: this is not a browser (the service admits browsers from CORS_ORIGIN only)
+            ws = websocket.create_connection(self.url, timeout=self.timeout, skip_utf8_validation=True,
+                                             enable_multithread=True, suppress_origin=True)
+        except websocket.WebSocketBadStatusException as exc:
+            body = exc.resp_body.decode(errors="replace") if isinstance(exc.resp_body, bytes) else exc.resp_body
+            raise ConnectError(f"HTTP {exc.status_code}: {str(body or '')[:120]}") from exc
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        self._ws = ws
+        try:
+            opening = ws.recv()
+            if not isinstance(opening, str) or not opening.startswith("0"):
+                raise ConnectError(f"unexpected engine.io opening {opening!r:.80}")
+            ws.send("40" + json.dumps({"token": self.token}))
+        except (OSError, websocket.WebSocketException) as exc:
+            self._drop()
+            raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        ws.settimeout(None)
+        self._reader = gevent.spawn(self._read)
+        try:
+            self._joined.get(timeout=self.timeout)
+        except gevent.Timeout as exc:
+            self.close()
+            raise ConnectError("no answer to the namespace join") from exc
+        except ConnectError:
+            self.close()
+            raise
+        self.connected = True
+
+    def emit(self, event: str, data: Any, callback: AckCallback | None = None) -> None:
+        """Send an event; `callback(ack_data)` runs when the ack arrives. Raises ConnectionError when down."""
+        ws = self._ws
+        if ws is None or not self.connected:
+            raise ConnectionError("not connected")
+        if callback is None:
+            frame = "42" + json.dumps([event, data], separators=(",", ":"))
+        else:
+            self._next_id += 1
+            self._acks[self._next_id] = callback
+            frame = f"42{self._next_id}" + json.dumps([event, data], separators=(",", ":"))
+        try:
+            ws.send(frame)
+        except (OSError, websocket.WebSocketException) as exc:
+            self._lost(f"send failed: {exc}")
+            raise ConnectionError(str(exc)) from exc
+
+    def call(self, event: str, data: Any, timeout: float | None = None) -> Any:
+        """Emit and wait for the ack (for the few blocking calls: sync at start and at the end)."""
+        result: AsyncResult = AsyncResult()
+        self.emit(event, data, result.set)
+        return result.get(timeout=timeout or self.timeout)
+
+    def close(self) -> None:
+        if self._ws is not None and self.connected:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                self._ws.send("41")
+        self.connected = False
+        self._drop()
+        if self._reader is not None and self._reader is not gevent.getcurrent():
+            self._reader.kill(block=False)
+        self._reader = None
+
+    def _drop(self) -> None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                ws.close(timeout=0)
+        self._acks.clear()
+
+    def _lost(self, why: str) -> None:
+        was = self.connected
+        self.connected = False
+        self._drop()
+        if self._joined is not None and not self._joined.ready():
+            self._joined.set_exception(ConnectError(why))
+        if was and self.on_disconnect is not None:
+            self.on_disconnect(why)
+
+    def _read(self) -> None:
+        ws = self._ws
+        while ws is not None:
+            try:
+                frame = ws.recv()
+            except (OSError, websocket.WebSocketException) as exc:
+                self._lost(f"{type(exc).__name__}: {exc}")
+                return
+            if not frame:
+                self._lost("closed by the server")
+                return
+            if isinstance(frame, bytes):
+                continue
+            kind = frame[0]
+            if kind == "4":
+                self._packet(frame)
+            elif kind == "2":
+                try:
+                    ws.send("3")
+                except (OSError, websocket.WebSocketException) as exc:
+                    self._lost(f"pong failed: {exc}")
+                    return
+            elif kind == "1":
+                self._lost("engine.io close")
+                return
+            ws = self._ws
+
+    def _packet(self, frame: str) -> None:
+        kind = frame[1:2]
+        if kind == "2" or kind == "3":
+            body = frame[2:]
+            i = 0
+            while i < len(body) and body[i].isdigit():
+                i += 1
+            ack_id = int(body[:i]) if i else None
+            payload = json.loads(body[i:])
+            if kind == "2":
+                self.on_event(payload[0], payload[1] if len(payload) > 1 else None)
+            elif ack_id is not None:
+                callback = self._acks.pop(ack_id, None)
+                if callback is not None:
+                    callback(payload[0] if payload else None)
+        elif kind == "0":
+            if self._joined is not None:
+                self._joined.set(True)
+        elif kind == "4":
+            detail = json.loads(frame[2:] or "null")
+            if self._joined is not None and not self._joined.ready():
+                self._joined.set_exception(ConnectError(f"connect_error: {detail}"))
+        elif kind == "1":
+            self._lost("disconnected by the server")
+
+
+def elapsed_ms(since: float) -> float:
+    """Milliseconds since a `time.perf_counter()` reading, for Locust's request events."""
+    return (time.perf_counter() - since) * 1000.0

@@ -1,0 +1,374 @@
+"""`python -m scenarios run NAME`: one scenario against a running service, end to end.
+
+Checks the target is healthy, seeds the scenario's data volume when the database has less (through the service's
+own CLI: a process boundary), runs Locust (headless, N local worker processes and optionally workers on other
+machines) with the harness's users and shape, prints progress from the load generator's metrics endpoint, exports
+the run window from Prometheus when one answers, and has `reports` compute the verdict. Exit codes: 0 every SLO
+held, 1 an SLO breached, 2 the harness failed (target down, bad scenario, Locust crashed), 3 aborted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from scenarios.model import Scenario, ScenarioError, load_scenario
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_ABORTED = 0, 1, 2, 3
+LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
+PROGRESS_EVERY = 5.0
+DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
+
+# the run window's series exported to prom/ (the service's view next to the load generator's)
+PROM_QUERIES = {
+    "http_requests_rate": "sum by (method, route, status) (rate(http_requests_total[1m]))",
+    "http_p99": "histogram_quantile(0.99, sum by (le, method, route) (rate(http_request_duration_seconds_bucket[1m])))",
+    "socketio_events_rate": "sum by (event, status) (rate(socketio_events_total[1m]))",
+    "socketio_p99": "histogram_quantile(0.99, sum by (le, event) (rate(socketio_event_duration_seconds_bucket[1m])))",
+    "websocket_connections": "sum by (instance) (websocket_connections_active)",
+    "messages_rate": "sum by (type, status) (rate(messages_total[1m]))",
+    "db_query_p99": "histogram_quantile(0.99, sum by (le, query) (rate(db_query_duration_seconds_bucket[1m])))",
+    "db_pool": "sum by (instance, state) (db_pool_connections)",
+    "event_loop_lag_p99": "histogram_quantile(0.99, sum by (le, instance) (rate(event_loop_lag_seconds_bucket[1m])))",
+    "process_cpu": "sum by (job, instance) (rate(process_cpu_seconds_total[1m]))",
+    "process_rss": "process_resident_memory_bytes",
+    "loadgen_delivery_p99": 'histogram_quantile(0.99, sum by (le) '
+                            '(rate(loadgen_message_delivery_seconds_bucket{run_id="RUN_ID"}[1m])))',
+    "loadgen_cpu": 'loadgen_cpu_ratio{run_id="RUN_ID"}',
+    "loadgen_users": 'loadgen_users{run_id="RUN_ID"}',
+}
+
+
+class HarnessError(Exception):
+    """The run cannot go on: one line for the user, exit code 2."""
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except (HarnessError, ScenarioError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenario = load_scenario(args.scenario)
+    if args.duration:
+        scenario = scenario.with_duration(args.duration)
+    env_file = _read_env_file(args.env_file)
+    secret = args.jwt_secret or os.environ.get("JWT_SECRET") or env_file.get("JWT_SECRET")
+    if not secret:
+        raise HarnessError("no JWT secret: pass --jwt-secret, set JWT_SECRET or give --env-file (.stack/env)")
+    targets = [t.strip().rstrip("/") for t in args.target.split(",") if t.strip()]
+    for target in targets:
+        _check_health(target)
+    if scenario.data is not None and not args.no_seed:
+        _seed(scenario, args.database_url or os.environ.get("DATABASE_URL") or env_file.get("DATABASE_URL"))
+    if not _port_free(args.metrics_port):
+        raise HarnessError(f"port {args.metrics_port} is taken (a run or the local stack's Locust?): "
+                           "pass --metrics-port")
+
+    run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + scenario.name
+    run_dir = args.run_dir_root / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "scenario.yaml").write_text(scenario.to_yaml())
+    print(f"run {run_id}: {scenario.name} against {', '.join(targets)} "
+          f"({_fmt_s(scenario.send_duration)} of sends, warm-up {_fmt_s(scenario.warmup)}); folder {run_dir}")
+
+    command = _locust_command(args, targets[0], run_dir)
+    env = {**os.environ, "CHATLOAD_SCENARIO": str(run_dir / "scenario.yaml"), "CHATLOAD_JWT_SECRET": secret,
+           "CHATLOAD_TARGETS": ",".join(targets), "CHATLOAD_RUN_ID": run_id, "CHATLOAD_RUN_DIR": str(run_dir),
+           "CHATLOAD_METRICS_PORT": str(args.metrics_port),
+           "CHATLOAD_PAIR_STRIDE": str(args.workers + args.remote_workers)}
+    if args.remote_workers:
+        _print_worker_command(args, env)
+    started = time.time()
+    aborted, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port)
+    ended = time.time()
+
+    _export_prometheus(args.prometheus, run_id, run_dir, started, ended)
+    _write_meta(run_dir, run_id, scenario, targets, args, command, started, ended, locust_rc, aborted)
+    if not (run_dir / "timeline.json").exists():
+        raise HarnessError(f"Locust ended (exit {locust_rc}) without starting the test; see {run_dir}/locust.log")
+
+    from reports.__main__ import verdict_table
+    from reports.build import REPORT_FILE, build
+
+    summary = build(run_dir)
+    print(verdict_table(summary) if summary.get("scenario") else f"error: {summary.get('error')}")
+    print(f"report: {run_dir / REPORT_FILE}")
+    if aborted:
+        return EXIT_ABORTED
+    return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(summary.get("verdict", "error"), EXIT_ERROR)
+
+
+# --- before the run
+def _read_env_file(path: Path | None) -> dict[str, str]:
+    if path is None:
+        default = Path(".stack/env")
+        if not default.exists():
+            return {}
+        path = default
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise HarnessError(f"--env-file {path}: {exc.strerror}") from exc
+    out = {}
+    for line in lines:
+        key, sep, value = line.strip().partition("=")
+        if sep and key and not key.startswith("#"):
+            out[key.strip()] = value.strip().strip('"').strip("'")
+    return out
+
+
+def _check_health(target: str) -> None:
+    url = f"{target}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            body = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        raise HarnessError(f"target {target} is not healthy: HTTP {exc.code} {exc.read()[:200]!r}") from exc
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"target {target} does not answer ({url}): {exc}") from exc
+    if body.get("status") != "healthy":
+        raise HarnessError(f"target {target} is not healthy: {body}")
+
+
+def _seed(scenario: Scenario, database_url: str | None) -> None:
+    """Top the database up to the scenario's background volume with `python -m sut seed`."""
+    assert scenario.data is not None
+    if not database_url:
+        print("note: the data volume was not checked (no --database-url, DATABASE_URL or env file)")
+        return
+    have = _counts(database_url)
+    want_c, want_m = scenario.data.conversations, scenario.data.messages
+    need_c, need_m = max(want_c - have[0], 0), max(want_m - have[1], 0)
+    if not need_c and not need_m:
+        print(f"data: {have[0]:,} conversations, {have[1]:,} messages (enough for {scenario.name})")
+        return
+    need_c = max(need_c, 1)
+    customers, artists = max(100, need_c // 5), max(20, need_c // 25)
+    print(f"data: {have[0]:,} conversations, {have[1]:,} messages; seeding {need_c:,} + {need_m:,}")
+    cmd = [sys.executable, "-m", "sut", "seed", "--customers", str(customers), "--artists", str(artists),
+           "--conversations", str(need_c), "--messages", str(need_m)]
+    done = subprocess.run(cmd, env={**os.environ, "DATABASE_URL": database_url}, check=False)
+    if done.returncode != 0:
+        raise HarnessError(f"seeding failed (exit {done.returncode}): {' '.join(cmd)}")
+
+
+def _counts(database_url: str) -> tuple[int, int]:
+    query = "SELECT (SELECT count(*) FROM conversations) || ' ' || (SELECT count(*) FROM messages)"
+    try:
+        out = subprocess.run(["psql", database_url, "-tAc", query], capture_output=True, text=True, timeout=120,
+                             check=True).stdout.split()
+        return int(out[0]), int(out[1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+        raise HarnessError(f"cannot count the data in {_redact(database_url)}: {exc}") from exc
+
+
+def _redact(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    return urllib.parse.urlunsplit(parts)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+# --- the run
+def _locust_command(args: argparse.Namespace, host: str, run_dir: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--csv", str(run_dir / "locust"),
+           "--csv-full-history", "--stop-timeout", "60", "--loglevel", "INFO"]
+    if args.web:
+        cmd += ["--web-host", "127.0.0.1", "--web-port", "8089"]
+    else:
+        cmd += ["--headless", "--only-summary"]
+    if args.workers > 1 or args.remote_workers:
+        cmd += ["--processes", str(args.workers)] if args.workers > 1 else []
+    if args.remote_workers:
+        cmd += ["--master", "--master-bind-host", args.master_bind_host,
+                "--expect-workers", str(args.workers + args.remote_workers)]
+    return cmd
+
+
+def _print_worker_command(args: argparse.Namespace, env: dict[str, str]) -> None:
+    keys = ("CHATLOAD_SCENARIO", "CHATLOAD_JWT_SECRET", "CHATLOAD_TARGETS", "CHATLOAD_RUN_ID", "CHATLOAD_PAIR_STRIDE")
+    print("waiting for remote workers; on each other machine (a clone of this repository, same scenario file):")
+    print("  " + " ".join(f"{k}={env[k]}" for k in keys if k != "CHATLOAD_JWT_SECRET")
+          + " CHATLOAD_JWT_SECRET=... .venv/bin/locust -f loadtests/locustfile.py --worker "
+          f"--master-host {socket.gethostname()}")
+
+
+def _run_locust(command: list[str], env: dict[str, str], run_dir: Path, scenario: Scenario,
+                metrics_port: int) -> tuple[bool, int]:
+    """Run Locust to its end, printing progress; Ctrl-C or SIGTERM stop it cleanly (aborted)."""
+    log = (run_dir / "locust.log").open("w")
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    aborted = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal aborted
+        aborted = True
+        print(f"\nstopping ({signal.Signals(signum).name}): Locust writes what it has, then the report is built")
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # bounded: the shape ends the run; past this, something is stuck
+    limit = time.time() + scenario.send_duration + scenario.grace + 300
+    try:
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=PROGRESS_EVERY)
+            except subprocess.TimeoutExpired:
+                _progress(metrics_port, scenario, run_dir)
+            if time.time() > limit and not aborted:
+                print("the run overran its scenario by 5 minutes: stopping it")
+                stop(signal.SIGTERM, None)
+        return aborted, proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        log.close()
+
+
+def _progress(port: int, scenario: Scenario, run_dir: Path) -> None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return
+    values: dict[str, float] = {}
+    requests = failures = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name, labels = sample.name, sample.labels
+            if name == "loadgen_requests_total":
+                requests += sample.value
+                if labels.get("name") == "message:send":
+                    values["sent"] = sample.value
+            elif name == "loadgen_request_failures_total":
+                failures += sample.value
+            elif name == "loadgen_cpu_ratio":
+                values["cpu"] = max(values.get("cpu", 0.0), sample.value)
+            elif name in ("loadgen_users", "loadgen_messages_delivered_total", "loadgen_messages_lost_total"):
+                values[name] = sample.value
+            elif name == "loadgen_schedule_lag_seconds_bucket" and labels.get("le") in ("0.1", "+Inf"):
+                values["lag_" + labels["le"]] = sample.value
+    t0 = _t0(run_dir)
+    elapsed = time.time() - t0 if t0 else 0.0
+    late = values.get("lag_+Inf", 0.0) - values.get("lag_0.1", 0.0)
+    print(f"[{elapsed:5.0f}/{scenario.send_duration + scenario.grace:.0f}s] users {values.get('loadgen_users', 0):.0f}"
+          f"  requests {requests:.0f}  failures {failures:.0f}  sent {values.get('sent', 0):.0f}"
+          f"  delivered {values.get('loadgen_messages_delivered_total', 0):.0f}"
+          f"  lost {values.get('loadgen_messages_lost_total', 0):.0f}  generator cpu {values.get('cpu', 0):.0%}"
+          + (f"  BEHIND: {late:.0f} sends >100 ms late" if late else ""), flush=True)
+
+
+def _t0(run_dir: Path) -> float:
+    try:
+        return float(json.loads((run_dir / "timeline.json").read_text())["t0"])
+    except (OSError, ValueError, KeyError):
+        return 0.0
+
+
+# --- after the run
+def _export_prometheus(url: str | None, run_id: str, run_dir: Path, start: float, end: float) -> None:
+    base = (url or DEFAULT_PROMETHEUS).rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/-/ready", timeout=2):
+            pass
+    except OSError:
+        if url:
+            print(f"warning: Prometheus at {base} does not answer; prom/ is not written")
+        return
+    prom = run_dir / "prom"
+    prom.mkdir(exist_ok=True)
+    step = max(5, int((end - start) / 1000) + 1)
+    written = 0
+    for name, query in PROM_QUERIES.items():
+        result = _query_range(base, query.replace("RUN_ID", run_id), start, end, step)
+        if result is not None:
+            (prom / f"{name}.json").write_text(json.dumps(result) + "\n")
+            written += 1
+    alerts = _query_range(base, 'ALERTS{alertstate="firing"}', start, end, step)
+    fired = []
+    for series in (alerts or {}).get("result", []):
+        labels = dict(series.get("metric", {}))
+        values = series.get("values") or [[start]]
+        fired.append({"alertname": labels.pop("alertname", "?"), "state": labels.pop("alertstate", "firing"),
+                      "labels": labels, "active_at": values[0][0], "last_seen": values[-1][0]})
+    (prom / "alerts.json").write_text(json.dumps(fired, indent=1) + "\n")
+    print(f"prometheus: {written} series sets and {len(fired)} fired alerts exported from {base} to {prom}")
+
+
+def _query_range(base: str, query: str, start: float, end: float, step: int) -> dict[str, Any] | None:
+    params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step})
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/query_range?{params}", timeout=30) as resp:
+            body = json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+    data = body.get("data") if body.get("status") == "success" else None
+    return data if isinstance(data, dict) else None
+
+
+def _build_info(target: str) -> dict[str, str]:
+    try:
+        with urllib.request.urlopen(f"{target}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "build_info":
+                return dict(sample.labels)
+    return {}
+
+
+def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[str], args: argparse.Namespace,
+                command: list[str], started: float, ended: float, locust_rc: int, aborted: bool) -> None:
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+
+    meta = {"run_id": run_id, "scenario": scenario.name, "start": round(started, 3), "end": round(ended, 3),
+            "target": ",".join(targets), "build_info": _build_info(targets[0]),
+            "harness_version": version("chatload"), "locust_version": version("locust"),
+            "python_version": platform.python_version(),
+            "machine": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
+            "workers": args.workers + args.remote_workers, "command": command, "exit_code": locust_rc,
+            "aborted": aborted}
+    (run_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
