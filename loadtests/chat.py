@@ -206,9 +206,9 @@ class ChatPair(FastHttpUser):
             gevent.sleep(min(0.5, max(self.send_end() - now, 0.01)))
             return
         self._sweep()
-        if not self._ensure_connected():
-            gevent.sleep(0.2)
-            return
+        # reconnects what is down (at most once a second a side); the schedule goes on regardless: a send due
+        # while its sender is disconnected fails, as it would for a user, instead of silently not happening
+        self._ensure_connected()
         interval = pairs / rate
         if self.next_at is None:
             self.next_at = now + random.uniform(0, interval)

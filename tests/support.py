@@ -90,6 +90,43 @@ class MotoServer:
             self._proc.wait(timeout=10)
 
 
+class PrometheusServer:
+    """The system's Prometheus on a free loopback port, scraping the given targets every second."""
+
+    def __init__(self, workdir: str, jobs: dict[str, list[str]]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        scrape = "".join(
+            f"  - job_name: {job}\n    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
+            for job, targets in jobs.items())
+        self.config = f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = os.path.join(self.workdir, "prometheus.yml")
+        with open(config, "w") as out:
+            out.write(self.config)
+        with open(os.path.join(self.workdir, "prometheus.log"), "wb") as log:
+            self._proc = subprocess.Popen(
+                ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.workdir}/data",
+                 f"--web.listen-address=127.0.0.1:{self.port}"], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"prometheus did not start; see {self.workdir}/prometheus.log")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+
 class ChatClient:
     """A socket.io client as an app would run one: acks, live message:new, catch-up by sync."""
 

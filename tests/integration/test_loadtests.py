@@ -1,0 +1,189 @@
+"""The harness end to end: `python -m scenarios run` against real service processes (two instances sharing
+PostgreSQL and Redis, pair ends spread over both), with a real Prometheus scraping the service and the load
+generator. Short scenarios: the point is that every part runs and that the verdict and the checker can fail."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sut.settings import Settings
+from tests.conftest import BUCKET
+from tests.support import (
+    JWT_SECRET,
+    REDIS_URL,
+    MotoServer,
+    PrometheusServer,
+    ServiceProcess,
+    free_port,
+    new_id,
+    service_env,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_FILES = ("scenario.yaml", "meta.json", "timeline.json", "locust_stats.csv", "locust_stats_history.csv",
+             "locust_failures.csv", "hist/index.json", "checker.json", "summary.json", "report.html")
+
+
+@pytest.fixture
+def instances(database_url: str, s3_server: MotoServer, base_settings: Settings,
+              tmp_path: Path) -> Iterator[list[ServiceProcess]]:
+    """Two service instances on a channel of their own, with the default rate limits (10/s, burst 20)."""
+    env = service_env(
+        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
+        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_server.url,
+        REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", SOCKETIO_CHANNEL=f"sio-test-{uuid.uuid4().hex}",
+        RETENTION_DAYS="0", LOG_LEVEL="WARNING", SHUTDOWN_GRACE_SECONDS="2",
+    )
+    started = [ServiceProcess(env, str(tmp_path / f"sut-{name}.log")) for name in "ab"]
+    try:
+        for instance in started:
+            instance.start()
+        yield started
+    finally:
+        for instance in started:
+            instance.stop()
+
+
+def scenario_file(tmp_path: Path, *, seconds: int, slos: str, pairs: int = 6, rate: int = 12, rest: int = 2,
+                  upload: int = 1) -> Path:
+    path = tmp_path / "short.yaml"
+    path.write_text(f"""name: short
+description: a short run for the test suite
+warmup: 2s
+grace: 2s
+personas:
+  chat: {{pairs: {pairs}}}
+  rest: {{users: {rest}, conversations: 3, wait: [0.3s, 0.6s]}}
+  upload: {{users: {upload}, wait: [1s, 2s]}}
+load:
+  stages:
+    - {{duration: {seconds}s, messages_per_second: {rate}}}
+slos:
+{slos}
+""")
+    return path
+
+
+def start_run(scenario: str | Path, targets: list[ServiceProcess], tmp_path: Path, *extra: str,
+              metrics_port: int | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "CHATLOAD_ID_BASE": str(new_id())}   # users of this test only
+    env.pop("JWT_SECRET", None)
+    cmd = [sys.executable, "-m", "scenarios", "run", str(scenario),
+           "--target", ",".join(t.url for t in targets), "--run-dir-root", str(tmp_path / "runs"),
+           "--metrics-port", str(metrics_port or free_port()), "--jwt-secret", JWT_SECRET, "--no-seed",
+           "--prometheus", "http://127.0.0.1:1", *extra]
+    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 150) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def the_run(tmp_path: Path) -> Path:
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_a_short_run_passes_with_every_file_and_nothing_lost(instances: list[ServiceProcess],
+                                                               tmp_path: Path) -> None:
+    metrics_port = free_port()
+    prometheus = PrometheusServer(str(tmp_path), {"sut": [i.url.removeprefix("http://") for i in instances],
+                                                  "locust": [f"127.0.0.1:{metrics_port}"]})
+    prometheus.start()
+    try:
+        slos = """  - {kind: latency, request: "message:send", percentile: 99, max: 2s}
+  - {kind: latency, request: delivery, percentile: 99, max: 2s}
+  - {kind: latency, request: "GET /messaging/conversations", percentile: 95, max: 2s}
+  - {kind: error_ratio, max: 0.01}
+  - {kind: checker, counter: lost, max: 0}
+  - {kind: checker, counter: duplicated, max: 0}
+  - {kind: throughput, request: "message:send", min_ratio: 0.8}"""
+        run = start_run(scenario_file(tmp_path, seconds=14, slos=slos), instances, tmp_path,
+                        "--prometheus", prometheus.url, metrics_port=metrics_port)
+        code, out = finish(run)
+    finally:
+        prometheus.stop()
+    assert code == 0, out
+    folder = the_run(tmp_path)
+    for name in RUN_FILES:
+        assert (folder / name).is_file(), name
+    assert "users" in out and "verdict: PASS" in out   # progress lines and the verdict table
+
+    checker = json.loads((folder / "checker.json").read_text())
+    assert checker["delivered"] > 50 and checker["lost"] == 0 and checker["duplicated"] == 0
+    assert checker["acked"] == checker["sent"] and checker["delivered"] >= checker["acked"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["verdict"] == "pass" and summary["delivery"]["count"] > 0
+    assert 0 < summary["delivery"]["p50"] <= summary["delivery"]["p99"] < 2
+    for name in ("message:send", "GET /messaging/conversations", "GET /messaging/conversations/{id}/messages",
+                 "GET /messaging/unread-count", "POST /messaging/uploads", "PUT {upload_url}"):
+        assert summary["requests"][name]["count"] > 0, name   # inside the evaluation window
+    with (folder / "locust_stats.csv").open() as f:
+        names = {row["Name"] for row in csv.DictReader(f)}   # the whole run, connects (in the warm-up) too
+    assert {"connect", "message:send", "message:new", "POST /messaging/conversations/{id}/read"} <= names
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["build_info"].get("version") and meta["aborted"] is False
+
+    # the run window exported from Prometheus: the service's series and the load generator's, by run_id
+    prom = folder / "prom"
+    connections = json.loads((prom / "websocket_connections.json").read_text())
+    assert len(connections["result"]) == 2                     # both instances held connections
+    users = json.loads((prom / "loadgen_users.json").read_text())
+    assert users["result"] and users["result"][0]["metric"]["run_id"] == folder.name
+    assert json.loads((prom / "alerts.json").read_text()) == []
+
+
+def test_an_impossible_slo_fails_the_run(instances: list[ServiceProcess], tmp_path: Path) -> None:
+    slos = """  - {kind: latency, request: "message:send", percentile: 50, max: 0.001ms}
+  - {kind: checker, counter: lost, max: 0}"""
+    code, out = finish(start_run(scenario_file(tmp_path, seconds=6, slos=slos, rest=0, upload=0),
+                                 instances[:1], tmp_path))
+    assert code == 1, out
+    summary = json.loads((the_run(tmp_path) / "summary.json").read_text())
+    assert summary["verdict"] == "fail"
+    assert [s["passed"] for s in summary["slos"]] == [False, True]
+
+
+def test_killing_an_instance_mid_run_makes_the_checker_fail(instances: list[ServiceProcess], tmp_path: Path) -> None:
+    """Pair ends are spread over both instances; B dies for good: its users cannot reconnect or sync."""
+    slos = """  - {kind: checker, counter: lost, max: 0}
+  - {kind: error_ratio, request: "message:send", max: 0}"""
+    run = start_run(scenario_file(tmp_path, seconds=14, slos=slos, pairs=8, rate=20, rest=0, upload=0),
+                    instances, tmp_path)
+    time.sleep(9)          # about 4 s into the sends (startup + warm-up before)
+    instances[1].kill9()
+    code, out = finish(run)
+    assert code == 1, out
+    folder = the_run(tmp_path)
+    checker = json.loads((folder / "checker.json").read_text())
+    summary = json.loads((folder / "summary.json").read_text())
+    send = summary["requests"]["message:send"]
+    assert checker["delivered"] > 0
+    # acked sends to receivers on B are never seen (lost); sends from users on B fail
+    assert checker["lost"] > 0 and checker["send_failed"] > 0 and send["failures"] > 0, (checker, send)
+    assert summary["verdict"] == "fail"
+
+
+def test_harness_errors_exit_2(instances: list[ServiceProcess], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\ndescription: x\nload: {stages: [{duration: 5 minutes, messages_per_second: 1}]}\n"
+                   "slos: []\n")
+    code, out = finish(start_run(bad, instances[:1], tmp_path))
+    assert code == 2 and "bad.yaml" in out and "Traceback" not in out, out
+
+    down = ServiceProcess({}, str(tmp_path / "never.log"))      # a port nobody listens on
+    code, out = finish(start_run("smoke", [down], tmp_path))
+    assert code == 2 and "does not answer" in out and "Traceback" not in out, out
+    assert not (tmp_path / "runs").exists()
