@@ -235,7 +235,9 @@ class ChatPair(FastHttpUser):
         seq = side.seq
         cmid = f"lt-{PROCESS_TAG}-{self.conversation_id}-{side.user_id}-{seq}"
         words = " ".join(random.choices(_WORDS, k=random.randint(3, 12)))
-        body = f"{words} #{seq} @{time.perf_counter():.6f}"
+        # the send time twice: this process's perf_counter (what the receiver here measures against) and the
+        # wall clock (for an observer in another process on the same machine: benchmarks/harness_accuracy.py)
+        body = f"{words} #{seq} ~{time.time():.6f} @{time.perf_counter():.6f}"
         if self.typing_ratio and random.random() < self.typing_ratio:
             self._emit_timed(side, "typing", {"conversation_id": self.conversation_id})
         CHECKER.sent()
