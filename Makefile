@@ -39,8 +39,10 @@ lint: venv ## ruff + mypy
 fmt: venv ## apply ruff's fixes
 	$(BIN)/ruff check --fix .
 
-bench: venv services ## messages/s and latency, socket.io vs REST, N pairs on one instance (BENCH_ARGS="--pairs 20")
+bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-generator CPU per emit, harness accuracy
 	$(BIN)/python -m benchmarks.pairs $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.client_cpu
+	$(BIN)/python -m benchmarks.harness_accuracy --pairs 60 --rate 300
 
 run: venv services ## start the service locally (S3 server, migrations, seed data) and print its URLs
 	@scripts/local.sh up
