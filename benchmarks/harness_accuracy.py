@@ -78,8 +78,8 @@ async def main(pairs: int, rate: float, seconds: float) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     samples: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp, open(Path(tmp) / "sut.log", "wb") as log:
-        service = start_service(url, port, log, "uvloop")
+    with tempfile.TemporaryDirectory(prefix="accuracy-") as tmp:
+        service = start_service(url, port, subprocess.DEVNULL, "uvloop")
         try:
             scenario = Path(tmp) / "accuracy.yaml"
             scenario.write_text(_scenario(pairs, rate, seconds))
