@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+SCENARIO ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help venv sysdeps services test test-slow lint fmt bench run down status logs seed clean
@@ -44,8 +45,9 @@ bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-gener
 	$(BIN)/python -m benchmarks.client_cpu
 	$(BIN)/python -m benchmarks.harness_accuracy --pairs 60 --rate 300
 
-run: venv services ## start the service locally (S3 server, migrations, seed data) and print its URLs
+run: venv services ## bring the local service up, run a scenario (SCENARIO=smoke, RUN_ARGS=...) and write its report
 	@scripts/local.sh up
+	$(BIN)/python -m scenarios run $(SCENARIO) --env-file .stack/env $(RUN_ARGS)
 
 down: ## stop what `make run` started
 	@scripts/local.sh down

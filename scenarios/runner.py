@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -99,12 +100,22 @@ def _run(args: argparse.Namespace) -> int:
            "CHATLOAD_PAIR_STRIDE": str(args.workers + args.remote_workers)}
     if args.remote_workers:
         _print_worker_command(args, env)
+    service_cpu = {t: _process_cpu(t) for t in targets}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.time()
     aborted, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port)
     ended = time.time()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = max(ended - started, 1e-3)
+    generator = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    service = {t: round(_process_cpu(t) - before, 3) for t, before in service_cpu.items()}
+    cpu: dict[str, Any] = {"wall_seconds": round(wall, 3), "generator_seconds": round(generator, 3),
+                           "service_seconds": service}
+    print(f"cpu over the run: load generator {generator / wall:.0%} of a core, "
+          + ", ".join(f"service {t} {s / wall:.0%}" for t, s in service.items()))
 
     _export_prometheus(args.prometheus, run_id, run_dir, started, ended)
-    _write_meta(run_dir, run_id, scenario, targets, args, command, started, ended, locust_rc, aborted)
+    _write_meta(run_dir, run_id, scenario, targets, args, command, started, ended, locust_rc, aborted, cpu)
     if not (run_dir / "timeline.json").exists():
         raise HarnessError(f"Locust ended (exit {locust_rc}) without starting the test; see {run_dir}/locust.log")
 
@@ -339,21 +350,30 @@ def _query_range(base: str, query: str, start: float, end: float, step: int) -> 
     return data if isinstance(data, dict) else None
 
 
-def _build_info(target: str) -> dict[str, str]:
+def _samples(target: str, name: str) -> list[Any]:
+    """The samples of one metric on the target's /metrics (empty when it does not answer)."""
     try:
         with urllib.request.urlopen(f"{target}/metrics", timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
-        return {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "build_info":
-                return dict(sample.labels)
-    return {}
+        return []
+    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+
+
+def _build_info(target: str) -> dict[str, str]:
+    found = _samples(target, "build_info")
+    return dict(found[0].labels) if found else {}
+
+
+def _process_cpu(target: str) -> float:
+    """The service process's CPU seconds so far (its process_cpu_seconds_total)."""
+    found = _samples(target, "process_cpu_seconds_total")
+    return float(found[0].value) if found else 0.0
 
 
 def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[str], args: argparse.Namespace,
-                command: list[str], started: float, ended: float, locust_rc: int, aborted: bool) -> None:
+                command: list[str], started: float, ended: float, locust_rc: int, aborted: bool,
+                cpu: dict[str, Any]) -> None:
     def version(package: str) -> str:
         try:
             return metadata.version(package)
@@ -366,7 +386,7 @@ def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[st
             "python_version": platform.python_version(),
             "machine": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
             "workers": args.workers + args.remote_workers, "command": command, "exit_code": locust_rc,
-            "aborted": aborted}
+            "aborted": aborted, "cpu": cpu}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 

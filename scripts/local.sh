@@ -22,6 +22,8 @@ source "${STACK}/env"
 : "${AWS_SECRET_ACCESS_KEY:=local-secret}"
 : "${PORT:=5240}"
 BUILD_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# the scenario runner reads the secret and the database (to seed a scenario's volume) from here too
+grep -q '^DATABASE_URL=' "${STACK}/env" || echo "DATABASE_URL=${DATABASE_URL}" >> "${STACK}/env"
 set +a
 
 running() { [[ -f "${STACK}/$1.pid" ]] && kill -0 "$(cat "${STACK}/$1.pid")" 2>/dev/null; }
@@ -82,6 +84,11 @@ The service is up:
 A token for customer 1 (seeded), valid 24 h:
   export TOKEN=${token}
   curl -s -H "Authorization: Bearer \$TOKEN" "http://127.0.0.1:${PORT}/messaging/conversations?limit=2"
+
+Load tests: python -m scenarios run NAME (make run SCENARIO=NAME); scenarios: python -m scenarios list
+  load generator metrics  http://127.0.0.1:9646/metrics   (while a run lasts)
+  Locust web UI           http://127.0.0.1:8089            (python -m scenarios run NAME --web)
+  run folders             runs/<time>-<scenario>/report.html
 
 Stop it with: make down
 MSG
