@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from hdrh.histogram import HdrHistogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from loadtests.checker import merge
-from loadtests.recorder import BUCKETS, LAG, slug
+from loadtests.recorder import BUCKETS, LAG, new_histogram, slug
 
 DELIVERY = ("WS", "message:new")
 
@@ -57,6 +58,7 @@ class Aggregate(Collector):
         self._checker: dict[str, dict[str, int]] = {}
         self._finalized: dict[str, int] = {}
         self._files: dict[str, IO[str]] = {}
+        self._records: list[tuple[float, str, str, int, int, str]] = []   # (mid, method, name, count, failures, hdr)
         self._index: dict[str, dict[str, str]] = {}
 
     # --- what workers send
@@ -70,6 +72,8 @@ class Aggregate(Collector):
 
     def _add_interval(self, record: dict[str, Any]) -> None:
         key = (record["method"], record["name"])
+        self._records.append(((record["start"] + record["end"]) / 2, key[0], key[1], record["count"],
+                              record["failures"], record["hdr"]))
         if record["hdr"]:
             self._buckets.setdefault(key, _Buckets()).add(record["buckets"], record["sum"])
         if self.run_dir is None:
@@ -85,6 +89,17 @@ class Aggregate(Collector):
         line = {k: record[k] for k in ("worker", "start", "end", "count", "failures", "hdr")}
         out.write(json.dumps(line, separators=(",", ":")) + "\n")
         out.flush()
+
+    def window(self, start: float, end: float) -> dict[tuple[str, str], tuple[HdrHistogram, int, int]]:
+        """Per request: (merged histogram, count, failures) of the intervals whose midpoint is in [start, end)."""
+        out: dict[tuple[str, str], tuple[HdrHistogram, int, int]] = {}
+        for mid, method, name, count, failures, hdr in self._records:
+            if start <= mid < end:
+                hist, total, failed = out.get((method, name)) or (new_histogram(), 0, 0)
+                if hdr:
+                    hist.add(HdrHistogram.decode(hdr))
+                out[(method, name)] = (hist, total + count, failed + failures)
+        return out
 
     def checker_totals(self) -> dict[str, int]:
         return merge(list(self._checker.values()))

@@ -23,7 +23,7 @@ import gevent
 import jwt
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
-from locust.exception import RescheduleTask
+from locust.exception import RescheduleTask, StopUser
 
 from loadtests.checker import Checker, Seen
 from loadtests.config import ACK_TIMEOUT, LAG_WARNING, RUN, Config
@@ -118,7 +118,16 @@ class ChatPair(FastHttpUser):
         self.finalized = False
         self.conversation_id = 0
         RUN.pairs_started += 1
-        self.conversation_id, last = self._get_or_create()
+        for attempt in range(5):   # a busy service (503, 429) gets a few tries, as an app would give it
+            try:
+                self.conversation_id, last = self._get_or_create()
+                break
+            except RescheduleTask:
+                gevent.sleep(1.0 + attempt)
+        else:
+            self.finalized = True        # nothing sent, nothing to check: the run need not wait for this pair
+            RUN.pairs_finalized += 1
+            raise StopUser()
         for side in self.sides:
             side.cursor = last
 
@@ -180,7 +189,7 @@ class ChatPair(FastHttpUser):
         return current.messages_per_second, current.pairs
 
     def send_end(self) -> float:
-        return RUN.t0 + self.config.scenario.send_duration
+        return RUN.send_end()
 
     @staticmethod
     def _sleep_until(t: float) -> None:

@@ -88,9 +88,14 @@ class RunState:
     """Per process: when this process's test started and how far the chat users are."""
 
     t0: float = 0.0
+    send_duration: float = 0.0
+    send_end_override: float = 0.0      # set when a capacity run stops at a breach
     pairs_started: int = 0
     pairs_finalized: int = 0
     indexes: dict[str, int] = field(default_factory=dict)
+
+    def send_end(self) -> float:
+        return self.send_end_override or self.t0 + self.send_duration
 
     def next_index(self, kind: str, worker_index: int, stride: int) -> int:
         """Deterministic, interleaved across workers: worker w of W gets w, w + W, w + 2W, ..."""

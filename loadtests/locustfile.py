@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from loadtests import chat, rest
 from loadtests.aggregate import Aggregate
+from loadtests.breach import breaches
 from loadtests.config import RUN, Config, ConfigError
 from scenarios.model import ScenarioError
 
@@ -71,7 +72,7 @@ class ScenarioShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float] | None:
         t = self.get_run_time()
-        drained = SCENARIO.send_duration + SCENARIO.grace
+        drained = (RUN.send_end() - _started["t0"] if _started["t0"] else SCENARIO.send_duration) + SCENARIO.grace
         if t >= drained + FINAL_SYNC_LIMIT:
             return None
         if t >= drained + REPORT_INTERVAL and (AGG is None or AGG.finalized() >= PAIRS):
@@ -82,6 +83,8 @@ class ScenarioShape(LoadTestShape):
 
 AGG: Aggregate | None = None
 _started = {"t0": 0.0}
+_stopped: dict[str, Any] = {"early": False, "reason": ""}
+STOP_MESSAGE = "chatload_stop_sending"
 
 
 def _payload(worker: int) -> dict[str, Any]:
@@ -92,7 +95,8 @@ def _payload(worker: int) -> dict[str, Any]:
 def _timeline(end: float) -> dict[str, Any]:
     t0 = _started["t0"]
     return {"run_id": CONFIG.run_id, "t0": round(t0, 3), "warmup_end": round(t0 + SCENARIO.warmup, 3),
-            "send_end": round(t0 + SCENARIO.send_duration, 3), "end": round(end, 3), "stopped_early": False,
+            "send_end": round(RUN.send_end(), 3), "end": round(end, 3), "stopped_early": _stopped["early"],
+            "stop_reason": _stopped["reason"],
             "stages": [{"index": s.index, "start": round(t0 + s.offset, 3), "end": round(t0 + s.offset + s.duration, 3),
                         "settle": s.settle, "messages_per_second": s.messages_per_second, "pairs": s.pairs,
                         "rest_users": s.rest_users, "upload_users": s.upload_users} for s in STAGES]}
@@ -102,6 +106,8 @@ def _timeline(end: float) -> dict[str, Any]:
 def _on_init(environment: Environment, **_: Any) -> None:
     global AGG
     runner = environment.runner
+    if runner is not None:
+        runner.register_message(STOP_MESSAGE, _on_stop_message)
     if not isinstance(runner, MasterRunner):
         environment.events.request.add_listener(_on_request)
     if isinstance(runner, WorkerRunner):
@@ -148,8 +154,35 @@ def _on_request(request_type: str, name: str, response_time: float, exception: B
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     RUN.t0 = _started["t0"] = time.time()
+    RUN.send_duration = SCENARIO.send_duration
     if AGG is not None and CONFIG.run_dir is not None:
         _write_timeline(time.time())
+    capacity = SCENARIO.capacity
+    if AGG is not None and capacity is not None and capacity.stop_on_breach:
+        gevent.spawn(_watch_plateaus, environment)
+
+
+def _on_stop_message(environment: Environment, msg: Any, **_: Any) -> None:
+    RUN.send_end_override = float(msg.data["at"])
+
+
+def _watch_plateaus(environment: Environment) -> None:
+    """Capacity runs: check each stage's plateau once its intervals are in; a breach ends the sends."""
+    t0 = _started["t0"]
+    for stage in STAGES[:-1]:        # the last stage ends the sends anyway
+        end = t0 + stage.offset + stage.duration
+        gevent.sleep(max(end + 2 * REPORT_INTERVAL - time.time(), 0))
+        assert AGG is not None
+        broken = breaches(SCENARIO.slos, AGG.window(t0 + stage.offset + stage.settle, end))
+        if broken:
+            at = time.time()
+            _stopped.update(early=True, reason=f"stage {stage.index} ({stage.messages_per_second:g} messages/s) "
+                                               f"broke: {'; '.join(broken)}")
+            log.warning("capacity: %s; the sends stop now", _stopped["reason"])
+            if environment.runner is not None:
+                environment.runner.send_message(STOP_MESSAGE, {"at": at})
+            RUN.send_end_override = at
+            return
 
 
 @events.test_stop.add_listener

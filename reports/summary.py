@@ -15,7 +15,7 @@ rate) fails with value null: it cannot be shown to hold.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +102,10 @@ def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
 def throughput(run: RunData, request: str, min_rps: float | None, min_ratio: float | None,
                scope: Scope) -> tuple[float | None, float, bool]:
     """(value, target, passed): the achieved/target ratio when `min_ratio` is set, else the rate in rps; the
-    rounded value shown is the one judged."""
-    rps = _round(rate((r for series in matching(run, request) for r in series.records), scope.rate), 3)
+    rounded value shown is the one judged. Only successful requests count: a send that failed (and its retry)
+    carried nothing."""
+    records = (r for series in matching(run, request) for r in series.records)
+    rps = _round(rate((replace(r, count=r.count - r.failures) for r in records), scope.rate), 3)
     rps_ok = min_rps is None or (rps is not None and rps >= min_rps)
     if min_ratio is None:
         return rps, float(min_rps or 0.0), rps_ok

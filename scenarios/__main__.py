@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="Locust worker processes generating the load (default: %(default)s)")
     run.add_argument("--duration", type=_duration_arg, default=None, metavar="DURATION",
                      help="scale the stages to last this long in all (250ms, 30s, 5m, 1h; default: as written)")
+    run.add_argument("--rate", type=float, default=None, metavar="MSG_PER_S",
+                     help="scale the stages' send rates so that the peak is this many messages/s")
     run.add_argument("--run-dir-root", type=Path, default=Path("runs"), metavar="PATH",
                      help="where the run folder is created (default: %(default)s)")
     run.add_argument("--prometheus", default=None, metavar="URL",

@@ -73,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     if args.duration:
         scenario = scenario.with_duration(args.duration)
+    if args.rate:
+        scenario = _with_peak_rate(scenario, args.rate)
     env_file = _read_env_file(args.env_file)
     secret = args.jwt_secret or os.environ.get("JWT_SECRET") or env_file.get("JWT_SECRET")
     if not secret:
@@ -128,6 +130,15 @@ def _run(args: argparse.Namespace) -> int:
     if aborted:
         return EXIT_ABORTED
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(summary.get("verdict", "error"), EXIT_ERROR)
+
+
+def _with_peak_rate(scenario: Scenario, rate: float) -> Scenario:
+    peak = scenario.peak_messages_per_second
+    if rate <= 0 or peak <= 0:
+        raise HarnessError(f"--rate must be > 0 and {scenario.name} must send messages")
+    stages = [s.model_copy(update={"messages_per_second": round(s.messages_per_second * rate / peak, 3)})
+              for s in scenario.load.stages]
+    return scenario.model_copy(update={"load": scenario.load.model_copy(update={"stages": stages})})
 
 
 # --- before the run
@@ -203,6 +214,7 @@ def _redact(url: str) -> str:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as the exporter binds: TIME_WAIT is no owner
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
