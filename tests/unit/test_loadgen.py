@@ -1,0 +1,91 @@
+"""The load generator's bookkeeping without a run: interval histograms, the master's merge and Prometheus
+exposition, and the live plateau check of capacity runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+from prometheus_client import CollectorRegistry, generate_latest
+
+from loadtests.aggregate import Aggregate
+from loadtests.breach import breaches
+from loadtests.recorder import Recorder, slug
+from scenarios.model import parse_scenario
+
+SLOS = """name: t
+description: t
+personas: {chat: {pairs: 1}}
+load: {stages: [{duration: 10s, messages_per_second: 1}, {duration: 10s, messages_per_second: 2}]}
+capacity: {stop_on_breach: true}
+slos:
+  - {kind: latency, request: "message:send", percentile: 99, max: 100ms}
+  - {kind: latency, request: delivery, percentile: 50, max: 50ms}
+  - {kind: error_ratio, max: 0.1}
+  - {kind: checker, counter: lost, max: 0}
+"""
+
+
+def test_slugs_name_files() -> None:
+    assert slug("GET", "/messaging/conversations/{id}/messages") == "GET_messaging_conversations_id_messages"
+    assert slug("WS", "message:new") == "WS_message_new"
+
+
+def test_intervals_keep_every_value_and_count_failures() -> None:
+    rec = Recorder()
+    for ms in range(1, 101):
+        rec.record("WS", "message:send", ms / 1000)
+    rec.record("WS", "message:send", None, failed=True)
+    [record] = rec.flush(worker=3)
+    assert (record["worker"], record["count"], record["failures"]) == (3, 101, 1)
+    hist = HdrHistogram.decode(record["hdr"])
+    assert hist.get_total_count() == 100
+    assert abs(hist.get_value_at_percentile(50) - 50_000) <= 50
+    assert sum(record["buckets"]) == 100 and sum(record["buckets"][:4]) == 10   # <= 10 ms: 1..10
+    assert rec.flush(worker=3) == []                                          # a new, empty interval
+
+
+def test_the_master_writes_merges_and_exports(tmp_path: Path) -> None:
+    agg = Aggregate("run-1", tmp_path, users=lambda: 4,
+                    requests=lambda: [("message:send", "WS", 200, 1)], cpu=lambda: {"0": 0.25})
+    for worker, base in ((0, 1), (1, 101)):
+        rec = Recorder()
+        for ms in range(base, base + 100):
+            rec.record("WS", "message:send", ms / 1000)
+            rec.record("WS", "message:new", ms / 2000)
+        agg.add_report(str(worker), {"intervals": rec.flush(worker), "finalized": 1,
+                                     "checker": {"acked": 100, "delivered": 99, "lost": 1}})
+    assert agg.finalized() == 2 and agg.checker_totals()["lost"] == 2
+    agg.close()
+    index = json.loads((tmp_path / "hist" / "index.json").read_text())
+    assert index["WS_message_send"] == {"method": "WS", "name": "message:send"}
+    lines = (tmp_path / "hist" / "WS_message_send.jsonl").read_text().splitlines()
+    assert [json.loads(line)["worker"] for line in lines] == [0, 1]
+    assert json.loads((tmp_path / "checker.json").read_text())["acked"] == 200
+
+    registry = CollectorRegistry()
+    registry.register(agg)
+    text = generate_latest(registry).decode()
+    assert 'loadgen_users{run_id="run-1"} 4.0' in text
+    assert 'loadgen_requests_total{method="WS",name="message:send",run_id="run-1"} 200.0' in text
+    assert 'loadgen_request_duration_seconds_bucket{le="0.1",method="WS",name="message:send",run_id="run-1"} 100.0' \
+        in text
+    assert 'loadgen_message_delivery_seconds_count{run_id="run-1"} 200.0' in text
+    assert 'loadgen_messages_lost_total{run_id="run-1"} 2.0' in text
+    assert 'loadgen_cpu_ratio{run_id="run-1",worker="0"} 0.25' in text
+    both = agg.window(0, 2e10)[("WS", "message:send")]
+    assert both[1] == 200 and abs(both[0].get_value_at_percentile(50) - 100_000) <= 100
+
+
+def test_a_plateau_breach_names_the_slo() -> None:
+    scenario = parse_scenario(SLOS)
+    fast, slow = HdrHistogram(1, 3_600_000_000, 3), HdrHistogram(1, 3_600_000_000, 3)
+    for _ in range(100):
+        fast.record_value(5_000)
+        slow.record_value(300_000)
+    ok = {("WS", "message:send"): (fast, 100, 0), ("WS", "message:new"): (fast, 100, 0)}
+    assert breaches(scenario.slos, ok) == []
+    bad = {("WS", "message:send"): (slow, 100, 30), ("WS", "message:new"): (fast, 100, 0)}
+    assert [b.split(" (")[0] for b in breaches(scenario.slos, bad)] == ["message:send p99 <= 100ms",
+                                                                         "error ratio <= 10%"]
