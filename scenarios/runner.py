@@ -104,8 +104,10 @@ def _run(args: argparse.Namespace) -> int:
         _print_worker_command(args, env)
     service_cpu = {t: _process_cpu(t) for t in targets}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if args.web:
+        print("the Locust web UI: http://127.0.0.1:8089 (start the run there; Ctrl-C here when it is done)")
     started = time.time()
-    aborted, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port)
+    aborted, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
     ended = time.time()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(ended - started, 1e-3)
@@ -247,15 +249,16 @@ def _print_worker_command(args: argparse.Namespace, env: dict[str, str]) -> None
 
 
 def _run_locust(command: list[str], env: dict[str, str], run_dir: Path, scenario: Scenario,
-                metrics_port: int) -> tuple[bool, int]:
-    """Run Locust to its end, printing progress; Ctrl-C or SIGTERM stop it cleanly (aborted)."""
+                metrics_port: int, *, web: bool = False) -> tuple[bool, int]:
+    """Run Locust to its end, printing progress; Ctrl-C or SIGTERM stop it cleanly (aborted). With the web UI,
+    Ctrl-C is how the user ends it: not an abort, and no time limit."""
     log = (run_dir / "locust.log").open("w")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     aborted = False
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal aborted
-        aborted = True
+        aborted = not web
         print(f"\nstopping ({signal.Signals(signum).name}): Locust writes what it has, then the report is built")
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
@@ -269,7 +272,7 @@ def _run_locust(command: list[str], env: dict[str, str], run_dir: Path, scenario
                 proc.wait(timeout=PROGRESS_EVERY)
             except subprocess.TimeoutExpired:
                 _progress(metrics_port, scenario, run_dir)
-            if time.time() > limit and not aborted:
+            if time.time() > limit and not aborted and not web:
                 print("the run overran its scenario by 5 minutes: stopping it")
                 stop(signal.SIGTERM, None)
         return aborted, proc.returncode

@@ -97,7 +97,7 @@ def test_shipped_scenarios_say_what_the_brief_asks() -> None:
     query = load_scenario("query-latency").resolved_stages()
     assert [(s.pairs, s.rest_users, s.upload_users, s.messages_per_second) for s in query] == [(0, 20, 0, 0)]
     ws = load_scenario("ws-throughput").resolved_stages()
-    assert [(s.pairs, s.rest_users, s.upload_users, s.messages_per_second) for s in ws] == [(200, 0, 0, 700)]
+    assert [(s.pairs, s.rest_users, s.upload_users, s.messages_per_second) for s in ws] == [(200, 0, 0, 600)]
 
 
 # --- bad input: one located line each ---------------------------------------------------------------------------
