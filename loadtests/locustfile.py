@@ -92,10 +92,12 @@ def _payload(worker: int) -> dict[str, Any]:
             "finalized": RUN.pairs_finalized}
 
 
-def _timeline(end: float) -> dict[str, Any]:
+def _timeline(end: float, *, final: bool) -> dict[str, Any]:
+    """What the shape did; at the end, a run stopped before its last send (Ctrl-C) has its sends end there."""
     t0 = _started["t0"]
+    send_end = min(RUN.send_end(), end) if final else RUN.send_end()
     return {"run_id": CONFIG.run_id, "t0": round(t0, 3), "warmup_end": round(t0 + SCENARIO.warmup, 3),
-            "send_end": round(RUN.send_end(), 3), "end": round(end, 3), "stopped_early": _stopped["early"],
+            "send_end": round(send_end, 3), "end": round(end, 3), "stopped_early": _stopped["early"],
             "stop_reason": _stopped["reason"],
             "stages": [{"index": s.index, "start": round(t0 + s.offset, 3), "end": round(t0 + s.offset + s.duration, 3),
                         "settle": s.settle, "messages_per_second": s.messages_per_second, "pairs": s.pairs,
@@ -156,7 +158,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     RUN.t0 = _started["t0"] = time.time()
     RUN.send_duration = SCENARIO.send_duration
     if AGG is not None and CONFIG.run_dir is not None:
-        _write_timeline(time.time())
+        _write_timeline(time.time(), final=False)
     capacity = SCENARIO.capacity
     if AGG is not None and capacity is not None and capacity.stop_on_breach:
         gevent.spawn(_watch_plateaus, environment)
@@ -201,13 +203,13 @@ def _finish(environment: Environment) -> None:
     if not isinstance(environment.runner, MasterRunner):
         AGG.add_report("local", _payload(0))
     if CONFIG.run_dir is not None and _started["t0"]:
-        _write_timeline(time.time())
+        _write_timeline(time.time(), final=True)
     AGG.close()
     totals = AGG.checker_totals()
     log.info("delivery checker: %s", " ".join(f"{k}={v}" for k, v in totals.items()))
 
 
-def _write_timeline(end: float) -> None:
+def _write_timeline(end: float, *, final: bool) -> None:
     assert CONFIG.run_dir is not None
     CONFIG.run_dir.mkdir(parents=True, exist_ok=True)
-    (CONFIG.run_dir / "timeline.json").write_text(json.dumps(_timeline(end), indent=1) + "\n")
+    (CONFIG.run_dir / "timeline.json").write_text(json.dumps(_timeline(end, final=final), indent=1) + "\n")
