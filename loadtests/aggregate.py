@@ -57,6 +57,7 @@ class Aggregate(Collector):
         self._buckets: dict[tuple[str, str], _Buckets] = {}
         self._checker: dict[str, dict[str, int]] = {}
         self._finalized: dict[str, int] = {}
+        self._started: dict[str, int] = {}
         self._files: dict[str, IO[str]] = {}
         self._records: list[tuple[float, str, str, int, int, str]] = []   # (mid, method, name, count, failures, hdr)
         self._index: dict[str, dict[str, str]] = {}
@@ -69,6 +70,8 @@ class Aggregate(Collector):
             self._checker[client_id] = data["checker"]
         if "finalized" in data:
             self._finalized[client_id] = int(data["finalized"])
+        if "started" in data:
+            self._started[client_id] = int(data["started"])
 
     def _add_interval(self, record: dict[str, Any]) -> None:
         key = (record["method"], record["name"])
@@ -107,13 +110,18 @@ class Aggregate(Collector):
     def finalized(self) -> int:
         return sum(self._finalized.values())
 
+    def unfinished(self) -> int:
+        """Pairs that started but did not do their final sync (the run ended first): losses undeclared."""
+        return max(sum(self._started.values()) - self.finalized(), 0)
+
     def close(self) -> None:
         for out in self._files.values():
             out.close()
         self._files.clear()
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "checker.json").write_text(json.dumps(self.checker_totals(), indent=1) + "\n")
+            totals: dict[str, int] = {**self.checker_totals(), "unfinished_pairs": self.unfinished()}
+            (self.run_dir / "checker.json").write_text(json.dumps(totals, indent=1) + "\n")
 
     # --- Prometheus
     def collect(self) -> Iterator[Metric]:

@@ -106,6 +106,10 @@ class ChatPair(FastHttpUser):
         runner = self.environment.runner
         worker = getattr(runner, "worker_index", 0)
         self.index = RUN.next_index("pair", worker, cfg.pair_stride)
+        # this process's own count: Locust balances users per worker, not per class, so the global indexes
+        # of one process's pairs need not be 0..n-1; which pairs are active is decided per process
+        self.rank = RUN.indexes["pair"] - 1
+        self.most_pairs = max(s.pairs for s in cfg.scenario.resolved_stages())
         persona = cfg.scenario.personas.chat
         self.typing_ratio = persona.typing_ratio if persona else 0.0
         self.read_every = persona.read_every if persona else 0
@@ -209,7 +213,9 @@ class ChatPair(FastHttpUser):
             gevent.sleep(1.0)
             return
         rate, pairs = self._stage()
-        if self.index >= pairs or rate <= 0:      # parked in this stage: no connections, no sends
+        # this process's share of the stage's pairs is active; the rest is parked (no connections, no sends)
+        active = pairs >= self.most_pairs or self.rank < round(pairs * RUN.indexes["pair"] / self.most_pairs)
+        if not active or rate <= 0:
             self._park()
             self.next_at = None
             gevent.sleep(min(0.5, max(self.send_end() - now, 0.01)))
@@ -219,8 +225,8 @@ class ChatPair(FastHttpUser):
         # while its sender is disconnected fails, as it would for a user, instead of silently not happening
         self._ensure_connected()
         interval = pairs / rate
-        if self.next_at is None:
-            self.next_at = now + random.uniform(0, interval)
+        if self.next_at is None:         # from after the connects: setting up is not lag
+            self.next_at = time.time() + random.uniform(0, interval)
         self._sleep_until(self.next_at)
         lag = time.time() - self.next_at
         RECORDER.record(*LAG, max(lag, 0.0))
@@ -260,15 +266,21 @@ class ChatPair(FastHttpUser):
         try:
             if client is None:
                 raise ConnectionError("not connected")
-            client.emit("message:send", payload, lambda ack: self._on_ack(side, attempt, ack))
+            tries = attempt.tries
+            client.emit("message:send", payload, lambda ack: self._on_ack(side, attempt, tries, ack))
         except ConnectionError as exc:
             side.inflight.pop(attempt.seq, None)
             self._fire("message:send", elapsed_ms(attempt.sent), exc)
             self._retry_or_fail(side, attempt, retry_after=1.0)
 
-    def _on_ack(self, side: Side, attempt: _Attempt, ack: Any) -> None:
-        if side.inflight.get(attempt.seq) is not attempt:
-            return          # timed out and retried (or given up) already
+    def _on_ack(self, side: Side, attempt: _Attempt, tries: int, ack: Any) -> None:
+        if side.inflight.get(attempt.seq) is not attempt or attempt.tries != tries:
+            # an earlier try's late ack: its send was already failed and retried; the stored id still counts
+            if isinstance(ack, dict) and ack.get("ok"):
+                message = ack.get("message") or {}
+                CHECKER.acked(self.conversation_id, side.user_id, attempt.seq, int(message.get("id", 0)),
+                              attempt.sent)
+            return
         del side.inflight[attempt.seq]
         took = elapsed_ms(attempt.sent)
         if isinstance(ack, dict) and ack.get("ok"):
@@ -280,8 +292,10 @@ class ChatPair(FastHttpUser):
             if seen is Seen.DUPLICATED:
                 self._fire("message:new", took, DuplicatedMessage(attempt.cmid))
             return
-        error = (ack or {}).get("error") or {} if isinstance(ack, dict) else {}
-        code = error.get("code", "bad_ack")
+        error = ack.get("error") if isinstance(ack, dict) else None
+        if not isinstance(error, dict):
+            error = {}
+        code = str(error.get("code", "bad_ack"))
         self._fire("message:send", took, AckError(code))
         if code in ("unavailable", "rate_limited", "internal"):
             self._retry_or_fail(side, attempt, retry_after=float(error.get("retry_after") or 1))
@@ -310,7 +324,7 @@ class ChatPair(FastHttpUser):
 
         def done(ack: Any) -> None:
             ok = isinstance(ack, dict) and ack.get("ok")
-            self._fire(event, elapsed_ms(started), None if ok else AckError(str((ack or {}).get("error"))))
+            self._fire(event, elapsed_ms(started), None if ok else AckError(str(ack)[:200]))
 
         try:
             if side.client is not None:
@@ -352,11 +366,16 @@ class ChatPair(FastHttpUser):
             if client is None:
                 raise ConnectionError("not connected")
             started = time.perf_counter()
-            ack = client.call("sync", {"after_id": side.cursor, "limit": 500}, timeout=ACK_TIMEOUT)
+            try:
+                ack = client.call("sync", {"after_id": side.cursor, "limit": 500}, timeout=ACK_TIMEOUT)
+            except (gevent.Timeout, ConnectionError) as exc:
+                self._fire("sync", elapsed_ms(started), exc)
+                raise
             ok = isinstance(ack, dict) and ack.get("ok")
-            self._fire("sync", elapsed_ms(started), None if ok else AckError(str((ack or {}).get("error"))))
+            self._fire("sync", elapsed_ms(started), None if ok else AckError(str(ack)[:200]))
             if not ok:
-                error = (ack or {}).get("error") or {}
+                error = ack.get("error") if isinstance(ack, dict) else None
+                error = error if isinstance(error, dict) else {}
                 if error.get("code") in ("rate_limited", "unavailable"):
                     gevent.sleep(float(error.get("retry_after") or 1))
                     continue

@@ -25,7 +25,7 @@ class Seen(Enum):
 
     NEW = "new"                    # first sight of this message
     REDELIVERED = "redelivered"    # this message id was already delivered live to this receiver
-    KNOWN = "known"                # a sync page re-reading a message already seen
+    KNOWN = "known"                # already counted: a sync re-read, or a duplicate seen a second way
     DUPLICATED = "duplicated"      # a second message id for a (sender, client_message_id) already seen
     OUT_OF_ORDER = "out_of_order"  # new, but live after a higher id of the same conversation
 
@@ -38,6 +38,7 @@ class _Stream:
     ids: dict[int, int] = field(default_factory=dict)          # seq -> the first message id stored for it
     seen: set[int] = field(default_factory=set)                # seqs the receiver saw
     seen_ids: set[int] = field(default_factory=set)            # message ids the receiver saw
+    extra: set[int] = field(default_factory=set)               # second (third...) ids stored for a seq
 
 
 @dataclass
@@ -73,20 +74,22 @@ class Checker:
     def acked(self, conversation_id: int, sender_id: int, seq: int, message_id: int, sent_at: float) -> Seen:
         """A send was acknowledged (stored). A second id for the same seq is a duplicate."""
         stream = self._stream(conversation_id, sender_id)
-        if seq in stream.acked:
-            # a retry's ack: the service must have returned the message it stored the first time
-            first = stream.ids.get(seq)
-            if first is not None and first != message_id:
-                self.counts["duplicated"] += 1
-                return Seen.DUPLICATED
-            return Seen.REDELIVERED
-        stream.acked[seq] = sent_at
-        self.counts["acked"] += 1
+        repeat = seq in stream.acked     # a retry's ack: the service must return the message stored the first time
+        if not repeat:
+            stream.acked[seq] = sent_at
+            self.counts["acked"] += 1
         first = stream.ids.setdefault(seq, message_id)
-        if first != message_id:   # the receiver saw another id for this seq before the ack came
-            self.counts["duplicated"] += 1
-            return Seen.DUPLICATED
-        return Seen.NEW
+        if first != message_id:          # another id for this seq (seen by an ack or by the receiver)
+            return self._extra(stream, message_id)
+        return Seen.REDELIVERED if repeat else Seen.NEW
+
+    def _extra(self, stream: _Stream, message_id: int) -> Seen:
+        """A second stored id for one seq: one duplicate, however many times and ways it is seen."""
+        if message_id in stream.extra:
+            return Seen.KNOWN
+        stream.extra.add(message_id)
+        self.counts["duplicated"] += 1
+        return Seen.DUPLICATED
 
     def received(self, receiver_id: int, conversation_id: int, sender_id: int, seq: int, message_id: int,
                  *, live: bool) -> Seen:
@@ -100,8 +103,7 @@ class Checker:
         stream.seen_ids.add(message_id)
         first = stream.ids.setdefault(seq, message_id)
         if first != message_id:
-            self.counts["duplicated"] += 1
-            return Seen.DUPLICATED
+            return self._extra(stream, message_id)
         stream.seen.add(seq)
         self.counts["delivered"] += 1
         if not live:

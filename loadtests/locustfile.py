@@ -89,7 +89,7 @@ STOP_MESSAGE = "chatload_stop_sending"
 
 def _payload(worker: int) -> dict[str, Any]:
     return {"intervals": chat.RECORDER.flush(worker), "checker": chat.CHECKER.totals(),
-            "finalized": RUN.pairs_finalized}
+            "finalized": RUN.pairs_finalized, "started": RUN.pairs_started}
 
 
 def _timeline(end: float, *, final: bool) -> dict[str, Any]:
@@ -207,6 +207,9 @@ def _finish(environment: Environment) -> None:
     AGG.close()
     totals = AGG.checker_totals()
     log.info("delivery checker: %s", " ".join(f"{k}={v}" for k, v in totals.items()))
+    if AGG.unfinished():
+        log.warning("%d pairs did not finish their final sync: their losses are not counted (lost SLOs fail)",
+                    AGG.unfinished())
 
 
 def _write_timeline(end: float, *, final: bool) -> None:

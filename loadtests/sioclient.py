@@ -73,7 +73,11 @@ class SioClient:
         except (OSError, websocket.WebSocketException) as exc:
             self._drop()
             raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
-        ws.settimeout(None)
+        try:   # the server pings every pingInterval: silence past interval + timeout is a dead (half-open) socket
+            opened = json.loads(opening[1:])
+            ws.settimeout((opened["pingInterval"] + opened["pingTimeout"]) / 1000 + 5)
+        except (ValueError, KeyError, TypeError):
+            ws.settimeout(None)
         self._reader = gevent.spawn(self._read)
         try:
             self._joined.get(timeout=self.timeout)
@@ -83,6 +87,9 @@ class SioClient:
         except ConnectError:
             self.close()
             raise
+        if self._ws is None:       # joined, then dropped before this greenlet ran again
+            self.close()
+            raise ConnectError("closed during the namespace join")
         self.connected = True
 
     def emit(self, event: str, data: Any, callback: AckCallback | None = None) -> None:
@@ -149,7 +156,11 @@ class SioClient:
                 continue
             kind = frame[0]
             if kind == "4":
-                self._packet(frame)
+                try:
+                    self._packet(frame)
+                except Exception as exc:   # a bad packet or a failing callback must not leave a deaf connection
+                    self._lost(f"bad packet or callback: {type(exc).__name__}: {exc}")
+                    return
             elif kind == "2":
                 try:
                     ws.send("3")

@@ -105,10 +105,6 @@ def _parser() -> argparse.ArgumentParser:
                      help="port of the load generator's Prometheus metrics endpoint (default: %(default)s)")
     run.add_argument("--web", action="store_true",
                      help="run the Locust web UI (http://127.0.0.1:8089) instead of headless; start it there")
-    run.add_argument("--remote-workers", type=_int_between(0, 1024), default=0, metavar="N",
-                     help="also wait for N Locust workers started on other machines (prints their command)")
-    run.add_argument("--master-bind-host", default="127.0.0.1", metavar="ADDR",
-                     help="where the master listens for workers (default: %(default)s; 0.0.0.0 for other machines)")
     return p
 
 

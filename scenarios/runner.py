@@ -1,16 +1,17 @@
 """`python -m scenarios run NAME`: one scenario against a running service, end to end.
 
 Checks the target is healthy, seeds the scenario's data volume when the database has less (through the service's
-own CLI: a process boundary), runs Locust (headless, N local worker processes and optionally workers on other
-machines) with the harness's users and shape, prints progress from the load generator's metrics endpoint, exports
-the run window from Prometheus when one answers, and has `reports` compute the verdict. Exit codes: 0 every SLO
-held, 1 an SLO breached, 2 the harness failed (target down, bad scenario, Locust crashed), 3 aborted.
+own CLI: a process boundary), runs Locust (headless or its web UI, N local worker processes) with the harness's
+users and shape, prints progress from the load generator's metrics endpoint, exports the run window from
+Prometheus when one answers, and has `reports` compute the verdict. Exit codes: 0 every SLO held, 1 an SLO
+breached, 2 the harness failed (target down, bad scenario, Locust crashed or overran), 3 aborted.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import platform
@@ -80,6 +81,10 @@ def _run(args: argparse.Namespace) -> int:
     if not secret:
         raise HarnessError("no JWT secret: pass --jwt-secret, set JWT_SECRET or give --env-file (.stack/env)")
     targets = [t.strip().rstrip("/") for t in args.target.split(",") if t.strip()]
+    if not targets or any(not t.startswith(("http://", "https://")) for t in targets):
+        raise HarnessError(f"--target {args.target!r}: one or more http(s):// URLs, comma-separated")
+    if args.prometheus and not args.prometheus.startswith(("http://", "https://")):
+        raise HarnessError(f"--prometheus {args.prometheus!r}: an http(s):// URL")
     for target in targets:
         _check_health(target)
     if scenario.data is not None and not args.no_seed:
@@ -90,7 +95,15 @@ def _run(args: argparse.Namespace) -> int:
 
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + scenario.name
     run_dir = args.run_dir_root / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    suffix = 1
+    while run_dir.exists():                 # two runs started in the same second
+        suffix += 1
+        run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{scenario.name}-{suffix}"
+        run_dir = args.run_dir_root / run_id
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot create the run folder {run_dir}: {exc.strerror}") from exc
     (run_dir / "scenario.yaml").write_text(scenario.to_yaml())
     print(f"run {run_id}: {scenario.name} against {', '.join(targets)} "
           f"({_fmt_s(scenario.send_duration)} of sends, warm-up {_fmt_s(scenario.warmup)}); folder {run_dir}")
@@ -99,15 +112,14 @@ def _run(args: argparse.Namespace) -> int:
     env = {**os.environ, "CHATLOAD_SCENARIO": str(run_dir / "scenario.yaml"), "CHATLOAD_JWT_SECRET": secret,
            "CHATLOAD_TARGETS": ",".join(targets), "CHATLOAD_RUN_ID": run_id, "CHATLOAD_RUN_DIR": str(run_dir),
            "CHATLOAD_METRICS_PORT": str(args.metrics_port),
-           "CHATLOAD_PAIR_STRIDE": str(args.workers + args.remote_workers)}
-    if args.remote_workers:
-        _print_worker_command(args, env)
+           "CHATLOAD_PAIR_STRIDE": str(args.workers)}
     service_cpu = {t: _process_cpu(t) for t in targets}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     if args.web:
         print("the Locust web UI: http://127.0.0.1:8089 (start the run there; Ctrl-C here when it is done)")
     started = time.time()
-    aborted, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
+    status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
+    aborted = status == "aborted"
     ended = time.time()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(ended - started, 1e-3)
@@ -129,6 +141,9 @@ def _run(args: argparse.Namespace) -> int:
     summary = build(run_dir)
     print(verdict_table(summary) if summary.get("scenario") else f"error: {summary.get('error')}")
     print(f"report: {run_dir / REPORT_FILE}")
+    if status == "overran":
+        print("error: the run overran its scenario and was stopped (see locust.log)", file=sys.stderr)
+        return EXIT_ERROR
     if aborted:
         return EXIT_ABORTED
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(summary.get("verdict", "error"), EXIT_ERROR)
@@ -169,9 +184,9 @@ def _check_health(target: str) -> None:
             body = json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         raise HarnessError(f"target {target} is not healthy: HTTP {exc.code} {exc.read()[:200]!r}") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         raise HarnessError(f"target {target} does not answer ({url}): {exc}") from exc
-    if body.get("status") != "healthy":
+    if not isinstance(body, dict) or body.get("status") != "healthy":
         raise HarnessError(f"target {target} is not healthy: {body}")
 
 
@@ -232,50 +247,48 @@ def _locust_command(args: argparse.Namespace, host: str, run_dir: Path) -> list[
         cmd += ["--web-host", "127.0.0.1", "--web-port", "8089"]
     else:
         cmd += ["--headless", "--only-summary"]
-    if args.workers > 1 or args.remote_workers:
-        cmd += ["--processes", str(args.workers)] if args.workers > 1 else []
-    if args.remote_workers:
-        cmd += ["--master", "--master-bind-host", args.master_bind_host,
-                "--expect-workers", str(args.workers + args.remote_workers)]
+    if args.workers > 1:
+        cmd += ["--processes", str(args.workers)]
     return cmd
 
 
-def _print_worker_command(args: argparse.Namespace, env: dict[str, str]) -> None:
-    keys = ("CHATLOAD_SCENARIO", "CHATLOAD_JWT_SECRET", "CHATLOAD_TARGETS", "CHATLOAD_RUN_ID", "CHATLOAD_PAIR_STRIDE")
-    print("waiting for remote workers; on each other machine (a clone of this repository, same scenario file):")
-    print("  " + " ".join(f"{k}={env[k]}" for k in keys if k != "CHATLOAD_JWT_SECRET")
-          + " CHATLOAD_JWT_SECRET=... .venv/bin/locust -f loadtests/locustfile.py --worker "
-          f"--master-host {socket.gethostname()}")
-
-
 def _run_locust(command: list[str], env: dict[str, str], run_dir: Path, scenario: Scenario,
-                metrics_port: int, *, web: bool = False) -> tuple[bool, int]:
-    """Run Locust to its end, printing progress; Ctrl-C or SIGTERM stop it cleanly (aborted). With the web UI,
-    Ctrl-C is how the user ends it: not an abort, and no time limit."""
+                metrics_port: int, *, web: bool = False) -> tuple[str, int]:
+    """Run Locust to its end, printing progress. Returns ("ok" | "aborted" | "overran", Locust's exit code).
+    Ctrl-C or SIGTERM stop it cleanly (aborted; with the web UI that is how the user ends it, not an abort). A
+    run that overruns its scenario by 5 minutes is stopped (overran); Locust gets 2 minutes to stop, then is
+    killed."""
     log = (run_dir / "locust.log").open("w")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    aborted = False
+    state: dict[str, Any] = {"status": "ok", "stopped_at": 0.0}
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal aborted
-        aborted = not web
+        if state["status"] == "ok" and not web:
+            state["status"] = "aborted"
+        state["stopped_at"] = state["stopped_at"] or time.time()
         print(f"\nstopping ({signal.Signals(signum).name}): Locust writes what it has, then the report is built")
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # bounded: the shape ends the run; past this, something is stuck
-    limit = time.time() + scenario.send_duration + scenario.grace + 300
+    limit = time.time() + scenario.send_duration + scenario.grace + 300   # the shape ends a run well before
     try:
         while proc.poll() is None:
             try:
                 proc.wait(timeout=PROGRESS_EVERY)
             except subprocess.TimeoutExpired:
-                _progress(metrics_port, scenario, run_dir)
-            if time.time() > limit and not aborted and not web:
+                try:
+                    _progress(metrics_port, scenario, run_dir)
+                except Exception as exc:  # progress is best effort: never the reason a run stops
+                    print(f"(progress unavailable: {type(exc).__name__})", flush=True)
+            if time.time() > limit and state["status"] == "ok" and not web:
                 print("the run overran its scenario by 5 minutes: stopping it")
+                state["status"] = "overran"
                 stop(signal.SIGTERM, None)
-        return aborted, proc.returncode
+            if state["stopped_at"] and time.time() > float(state["stopped_at"]) + 120 and proc.poll() is None:
+                print("Locust did not stop within 2 minutes: killing it")
+                proc.kill()
+        return str(state["status"]), proc.returncode
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -330,7 +343,7 @@ def _export_prometheus(url: str | None, run_id: str, run_dir: Path, start: float
     try:
         with urllib.request.urlopen(f"{base}/-/ready", timeout=2):
             pass
-    except OSError:
+    except (OSError, ValueError, http.client.HTTPException):
         if url:
             print(f"warning: Prometheus at {base} does not answer; prom/ is not written")
         return
@@ -359,7 +372,7 @@ def _query_range(base: str, query: str, start: float, end: float, step: int) -> 
     try:
         with urllib.request.urlopen(f"{base}/api/v1/query_range?{params}", timeout=30) as resp:
             body = json.loads(resp.read())
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return None
     data = body.get("data") if body.get("status") == "success" else None
     return data if isinstance(data, dict) else None
@@ -400,7 +413,7 @@ def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[st
             "harness_version": version("chatload"), "locust_version": version("locust"),
             "python_version": platform.python_version(),
             "machine": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
-            "workers": args.workers + args.remote_workers, "command": command, "exit_code": locust_rc,
+            "workers": args.workers, "command": command, "exit_code": locust_rc,
             "aborted": aborted, "cpu": cpu}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 

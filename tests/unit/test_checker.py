@@ -77,10 +77,13 @@ def test_a_second_id_for_one_client_message_id_is_a_duplicate() -> None:
         checker.received(RECEIVER, CONV, SENDER, seq, mid, live=True)
     # a retry of seq 2 that the service stored again, under a new id
     assert checker.received(RECEIVER, CONV, SENDER, 2, 9999, live=True) is Seen.DUPLICATED
-    # and the retry's ack carries that second id too
-    assert checker.acked(CONV, SENDER, 2, 9999, sent_at=2.0) is Seen.DUPLICATED
-    # the same ack again (a replay) is not counted twice
+    # the retry's ack carries that second id too: the same duplicate, counted once
+    assert checker.acked(CONV, SENDER, 2, 9999, sent_at=2.0) is Seen.KNOWN
+    # a replay's ack of the first id is no duplicate
     assert checker.acked(CONV, SENDER, 2, ids[2], sent_at=2.0) is Seen.REDELIVERED
+    # a third stored id is a second duplicate, whichever way it shows up first
+    assert checker.acked(CONV, SENDER, 2, 7777, sent_at=2.0) is Seen.DUPLICATED
+    assert checker.received(RECEIVER, CONV, SENDER, 2, 7777, live=True) is Seen.KNOWN
     t = checker.totals()
     assert (t["duplicated"], t["acked"], t["delivered"]) == (2, 5, 5)
 
