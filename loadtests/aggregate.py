@@ -4,7 +4,9 @@ Each worker's report (about every 3 s) carries its interval histograms (`recorde
 checker's running totals and how many of its pairs have finished. The master appends the intervals to
 `hist/<slug>.jsonl`, adds them into fixed Prometheus buckets (so the exported histograms merge across workers and
 runs like any Prometheus histogram), and serves, on :9646 while the run lasts, the series named in DESIGN.md,
-every one labelled `run_id`.
+every one labelled `run_id`: loadgen_users, loadgen_requests_total, loadgen_request_failures_total,
+loadgen_request_duration_seconds, loadgen_message_delivery_seconds, loadgen_schedule_lag_seconds,
+loadgen_messages_{lost,duplicated,out_of_order,redelivered,acked,delivered}_total and loadgen_cpu_ratio.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass
 
 from sut.auth import encode_token
@@ -219,6 +220,16 @@ class ServiceProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def instance_env(database_url: str, s3_url: str, bucket: str, **overrides: str) -> dict[str, str]:
+    """A service process on the test's database, Redis and S3, with a channel and key prefix of its own (shared
+    by the instances started with the same dict)."""
+    return service_env(
+        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=bucket,
+        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_url,
+        REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", SOCKETIO_CHANNEL=f"sio-test-{uuid.uuid4().hex}",
+        RETENTION_DAYS="0", LOG_LEVEL="WARNING", **overrides)
 
 
 def service_env(**overrides: str) -> dict[str, str]:

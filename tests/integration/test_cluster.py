@@ -4,7 +4,6 @@ promise under faults: no acknowledged message is lost or duplicated (kill -9, SI
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,15 +15,13 @@ import socketio
 from sut.settings import Settings
 from tests.conftest import BUCKET
 from tests.support import (
-    JWT_SECRET,
-    REDIS_URL,
     ChatClient,
     MotoServer,
     Pair,
     ServiceProcess,
     auth,
+    instance_env,
     new_pair,
-    service_env,
 )
 
 
@@ -32,12 +29,7 @@ from tests.support import (
 def cluster(database_url: str, s3_server: MotoServer, base_settings: Settings,
             tmp_path: Path) -> Iterator[list[ServiceProcess]]:
     """Instances A and B on one channel of their own; base_settings has created the bucket."""
-    env = service_env(
-        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
-        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_server.url,
-        REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", SOCKETIO_CHANNEL=f"sio-test-{uuid.uuid4().hex}",
-        RATE_LIMIT_PER_SECOND="0", RETENTION_DAYS="0", LOG_LEVEL="WARNING", SHUTDOWN_GRACE_SECONDS="5",
-    )
+    env = instance_env(database_url, s3_server.url, BUCKET, RATE_LIMIT_PER_SECOND="0", SHUTDOWN_GRACE_SECONDS="5")
     instances = [ServiceProcess(env, str(tmp_path / f"sut-{name}.log")) for name in "ab"]
     try:
         for instance in instances:

@@ -11,7 +11,6 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,12 +20,11 @@ from sut.settings import Settings
 from tests.conftest import BUCKET
 from tests.support import (
     JWT_SECRET,
-    REDIS_URL,
     MotoServer,
     PrometheusServer,
     ServiceProcess,
     free_port,
-    service_env,
+    instance_env,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,12 +36,7 @@ RUN_FILES = ("scenario.yaml", "meta.json", "timeline.json", "locust_stats.csv", 
 def instances(database_url: str, s3_server: MotoServer, base_settings: Settings,
               tmp_path: Path) -> Iterator[list[ServiceProcess]]:
     """Two service instances on a channel of their own, with the default rate limits (10/s, burst 20)."""
-    env = service_env(
-        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
-        AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_server.url,
-        REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", SOCKETIO_CHANNEL=f"sio-test-{uuid.uuid4().hex}",
-        RETENTION_DAYS="0", LOG_LEVEL="WARNING", SHUTDOWN_GRACE_SECONDS="2",
-    )
+    env = instance_env(database_url, s3_server.url, BUCKET, SHUTDOWN_GRACE_SECONDS="2")
     started = [ServiceProcess(env, str(tmp_path / f"sut-{name}.log")) for name in "ab"]
     try:
         for instance in started:
