@@ -6,7 +6,9 @@ checker's running totals and how many of its pairs have finished. The master app
 runs like any Prometheus histogram), and serves, on :9646 while the run lasts, the series named in DESIGN.md,
 every one labelled `run_id`: loadgen_users, loadgen_requests_total, loadgen_request_failures_total,
 loadgen_request_duration_seconds, loadgen_message_delivery_seconds, loadgen_schedule_lag_seconds,
-loadgen_messages_{lost,duplicated,out_of_order,redelivered,acked,delivered}_total and loadgen_cpu_ratio.
+the checker's loadgen_messages_lost_total, loadgen_messages_duplicated_total, loadgen_messages_out_of_order_total,
+loadgen_messages_redelivered_total, loadgen_messages_acked_total, loadgen_messages_delivered_total, and
+loadgen_cpu_ratio.
 """
 
 from __future__ import annotations

@@ -259,12 +259,7 @@ def _read_checker(path: Path) -> dict[str, int] | None:
 
 def _read_alerts(path: Path) -> list[dict[str, Any]] | None:
     """prom/alerts.json: a list of alerts; the Prometheus API's {"data": {"alerts": [...]}} is accepted too."""
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    raw = _read_json(path)
     if isinstance(raw, dict):
         data = raw.get("data")
         raw = (data if isinstance(data, dict) else raw).get("alerts")
@@ -273,13 +268,18 @@ def _read_alerts(path: Path) -> list[dict[str, Any]] | None:
     return [a for a in raw if isinstance(a, dict)]
 
 
-def _read_json_object(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path) -> Any:
+    """A JSON file's content; None when it is missing or unreadable."""
     if not path.is_file():
         return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _read_json_object(path: Path) -> dict[str, Any] | None:
+    raw = _read_json(path)
     return raw if isinstance(raw, dict) else None
 
 
