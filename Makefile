@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 SCENARIO ?= smoke
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps services test test-slow lint fmt bench run down status logs seed clean
+.PHONY: help venv sysdeps services test test-slow lint generate fmt bench run down status logs seed clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,11 @@ test-slow: venv services ## run the long tests too
 lint: venv ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy dashboards/*.dashboard.py
+
+generate: venv ## regenerate dashboards/json/ and alerts/rules/slos.yml from their Python sources
+	$(BIN)/python -m dashboards
+	$(BIN)/python -m alerts
 
 fmt: venv ## apply ruff's fixes
 	$(BIN)/ruff check --fix .

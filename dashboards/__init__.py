@@ -1,0 +1,1 @@
+"""Grafana dashboards as code (grafanalib): one `*.dashboard.py` per dashboard, the house style in style.py."""
