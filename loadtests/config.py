@@ -11,6 +11,7 @@ and for workers on other machines):
 | `CHATLOAD_RUN_DIR` | none | where the master writes hist/, checker.json, timeline.json |
 | `CHATLOAD_METRICS_PORT` | `9646` | the master's Prometheus endpoint (0: none) |
 | `CHATLOAD_METRICS_HOST` | `127.0.0.1` | its listen address |
+| `CHATLOAD_METRICS_LINGER` | `0` | seconds the master serves its final figures after the run (for a last scrape) |
 | `CHATLOAD_PAIR_STRIDE` | `1` | the number of worker processes: pair indexes interleave across them |
 | `CHATLOAD_ID_BASE` | `7000000000` | first user id of the harness's own users (far from seeded ones) |
 """
@@ -43,6 +44,7 @@ class Config:
     metrics_host: str
     pair_stride: int
     id_base: int
+    metrics_linger: float = 0.0
 
     @classmethod
     def from_env(cls, host: str | None = None) -> Config:
@@ -60,12 +62,14 @@ class Config:
             port = int(env.get("CHATLOAD_METRICS_PORT", "9646"))
             stride = int(env.get("CHATLOAD_PAIR_STRIDE", "1"))
             base = int(env.get("CHATLOAD_ID_BASE", "7000000000"))
+            linger = float(env.get("CHATLOAD_METRICS_LINGER", "0"))
         except ValueError as exc:
             raise ConfigError(f"CHATLOAD_* numbers: {exc}") from exc
-        if stride < 1 or base < 1 or not 0 <= port < 65536:
-            raise ConfigError("CHATLOAD_PAIR_STRIDE and CHATLOAD_ID_BASE must be >= 1, the port 0..65535")
+        if stride < 1 or base < 1 or not 0 <= port < 65536 or not 0 <= linger <= 300:
+            raise ConfigError("CHATLOAD_PAIR_STRIDE and CHATLOAD_ID_BASE must be >= 1, the port 0..65535, "
+                              "CHATLOAD_METRICS_LINGER 0..300 s")
         return cls(scenario, secret, targets, run_id, run_dir, port, env.get("CHATLOAD_METRICS_HOST", "127.0.0.1"),
-                   stride, base)
+                   stride, base, linger)
 
     # the harness's own users: pairs, REST users and upload users never share ids
     def pair_ids(self, index: int) -> tuple[int, int]:

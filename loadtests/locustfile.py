@@ -195,6 +195,10 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     _finish(environment)
+    if AGG is not None and CONFIG.metrics_port and CONFIG.metrics_linger > 0:
+        # the checker's final counts exist only now: keep serving them until Prometheus has scraped them once
+        log.info("serving the final figures on :%d for %.0f s", CONFIG.metrics_port, CONFIG.metrics_linger)
+        time.sleep(CONFIG.metrics_linger)
 
 
 def _finish(environment: Environment) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from scenarios.model import Scenario, ScenarioError, load_scenario
+from scenarios.model import Scenario, ScenarioError, load_scenario, parse_duration
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_ABORTED = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
@@ -113,6 +113,10 @@ def _run(args: argparse.Namespace) -> int:
            "CHATLOAD_TARGETS": ",".join(targets), "CHATLOAD_RUN_ID": run_id, "CHATLOAD_RUN_DIR": str(run_dir),
            "CHATLOAD_METRICS_PORT": str(args.metrics_port),
            "CHATLOAD_PAIR_STRIDE": str(args.workers)}
+    linger = _final_scrape_wait(args.prometheus, args.metrics_port)
+    if linger:
+        env["CHATLOAD_METRICS_LINGER"] = f"{linger:g}"
+        print(f"Prometheus scrapes the load generator: its final figures stay up {linger:g} s after the run")
     service_cpu = {t: _process_cpu(t) for t in targets}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     if args.web:
@@ -130,7 +134,9 @@ def _run(args: argparse.Namespace) -> int:
     print(f"cpu over the run: load generator {generator / wall:.0%} of a core, "
           + ", ".join(f"service {t} {s / wall:.0%}" for t, s in service.items()))
 
-    _export_prometheus(args.prometheus, run_id, run_dir, started, ended)
+    if linger:
+        time.sleep(linger)  # the rules evaluate the final figures before the alerts are exported
+    _export_prometheus(args.prometheus, run_id, run_dir, started, time.time())
     _write_meta(run_dir, run_id, scenario, targets, args, command, started, ended, locust_rc, aborted, cpu)
     if not (run_dir / "timeline.json").exists():
         raise HarnessError(f"Locust ended (exit {locust_rc}) without starting the test; see {run_dir}/locust.log")
@@ -335,6 +341,24 @@ def _t0(run_dir: Path) -> float:
         return float(json.loads((run_dir / "timeline.json").read_text())["t0"])
     except (OSError, ValueError, KeyError):
         return 0.0
+
+
+def _final_scrape_wait(url: str | None, metrics_port: int) -> float:
+    """When a Prometheus scrapes this run's metrics port: one scrape interval and a second, so the master serves
+    the checker's final counts (known only at the end) long enough to be scraped and alerted on. 0 otherwise."""
+    base = (url or DEFAULT_PROMETHEUS).rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/targets?state=active", timeout=2) as resp:
+            targets = json.loads(resp.read())["data"]["activeTargets"]
+    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        return 0.0
+    for target in targets:
+        if urllib.parse.urlsplit(target.get("scrapeUrl", "")).port == metrics_port:
+            try:
+                return min(parse_duration(target.get("scrapeInterval", "15s")) + 1, 61.0)
+            except ValueError:  # a composite such as 1m30s
+                return 61.0
+    return 0.0
 
 
 # --- after the run
