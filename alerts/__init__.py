@@ -1,0 +1,1 @@
+"""Prometheus recording and alerting rules, their promtool tests, and the Alertmanager configuration."""
