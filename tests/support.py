@@ -1,17 +1,23 @@
-"""Test helpers shared by the suites: free ports, unique ids, tokens, a moto S3 server."""
+"""Test helpers shared by the suites: free ports, unique ids, tokens, and real processes (moto S3, Prometheus,
+exporters, service instances) plus a TCP proxy that can cut a dependency."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import os
 import random
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sut.auth import encode_token
 from sut.domain import Role
@@ -92,16 +98,20 @@ class MotoServer:
 
 
 class PrometheusServer:
-    """The system's Prometheus on a free loopback port, scraping the given targets every second."""
+    """The system's Prometheus on a free loopback port, scraping the given targets (every second unless told),
+    with rule files if given, and /-/reload enabled."""
 
-    def __init__(self, workdir: str, jobs: dict[str, list[str]]) -> None:
+    def __init__(self, workdir: str, jobs: dict[str, list[str]], *, scrape_interval: str = "1s",
+                 rule_files: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         scrape = "".join(
             f"  - job_name: {job}\n    static_configs:\n      - targets: [{', '.join(repr(t) for t in targets)}]\n"
             for job, targets in jobs.items())
-        self.config = f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{scrape}"
+        rules = "".join(f"  - {path!r}\n" for path in rule_files or [])
+        self.config = (f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
+                       + (f"rule_files:\n{rules}" if rules else "") + f"scrape_configs:\n{scrape}")
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -111,7 +121,8 @@ class PrometheusServer:
         with open(os.path.join(self.workdir, "prometheus.log"), "wb") as log:
             self._proc = subprocess.Popen(
                 ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.workdir}/data",
-                 f"--web.listen-address=127.0.0.1:{self.port}"], stdout=log, stderr=subprocess.STDOUT)
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+                stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -122,10 +133,113 @@ class PrometheusServer:
         self.stop()
         raise RuntimeError(f"prometheus did not start; see {self.workdir}/prometheus.log")
 
+    def api(self, path: str, **params: object) -> Any:
+        """GET /api/v1/<path>; the `data` of a successful answer."""
+        query = urllib.parse.urlencode({k: str(v) for k, v in params.items()})
+        with urllib.request.urlopen(f"{self.url}/api/v1/{path}?{query}", timeout=30) as answer:
+            body = json.load(answer)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def reload(self) -> None:
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=10)
+
+
+class Exporter:
+    """A Debian-packaged Prometheus exporter on a free loopback port."""
+
+    def __init__(self, binary: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.cmd = [binary, f"--web.listen-address={self.address}", *args]
+        self.env = {**os.environ, **(env or {})}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, log_path: str) -> None:
+        with open(log_path, "ab") as log:
+            self._proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert self._proc.poll() is None, f"{self.cmd[0]} exited; see {log_path}"
+            try:
+                urllib.request.urlopen(f"http://{self.address}/metrics", timeout=5).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"{self.cmd[0]} did not come up; see {log_path}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+
+
+class TcpProxy:
+    """A loopback TCP relay whose link can be cut (connections reset, new ones refused) and restored: a
+    dependency becoming unreachable without touching the shared server behind it."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+                server.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open |= {client, server}
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        if self._listener is None:
+            self.start()
 
 
 class ChatClient:

@@ -1,0 +1,264 @@
+"""Dashboards and alerts against a live stack: two service instances (their database reached through a proxy the
+test can cut), the PostgreSQL, Redis and node exporters, and the system's Prometheus with the shipped rules and a
+5 s scrape interval, while a short load test runs. Then: every target up, every rule healthy, every dashboard
+query answering with data, rate() only over counters; and under injected faults (an instance killed, the
+database unreachable) the matching alerts reach pending/firing, with a rule set whose `for:` is shortened."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sut.settings import Settings
+from tests.conftest import BUCKET
+from tests.loadrun import finish, scenario_file, start_run
+from tests.observability import (
+    RULES,
+    SCRAPE_INTERVAL_S,
+    Query,
+    dashboards,
+    default_values,
+    queries,
+    rate_arguments,
+    rule_groups,
+)
+from tests.support import (
+    Exporter,
+    MotoServer,
+    PrometheusServer,
+    ServiceProcess,
+    TcpProxy,
+    auth,
+    free_port,
+    instance_env,
+    new_id,
+)
+
+JOBS = {"sut", "locust", "postgres", "redis", "node"}
+RUN_SECONDS = 30
+# Dashboard queries allowed to answer with no finite value on a healthy stack under a short load, and why.
+FAULT_ONLY = {
+    ("chat-slo-overview", "Firing alerts"): "ALERTS series exist only while an alert fires",
+}
+
+
+@dataclass
+class Stack:
+    prometheus: PrometheusServer
+    instances: list[ServiceProcess]
+    proxy: TcpProxy
+    rules: Path
+    runs: Path
+    start: float = 0.0
+    end: float = 0.0
+    during: dict[str, Any] = field(default_factory=dict)  # snapshots taken while the load ran
+
+
+def _via(database_url: str, port: int) -> str:
+    return re.sub(r"@[^/]+/", f"@127.0.0.1:{port}/", database_url)
+
+
+def _snapshot_while_running(prometheus: PrometheusServer, out: dict[str, Any], stop: threading.Event) -> None:
+    """Targets and metric metadata while the load generator's series are in, i.e. while the run lasts (the
+    last such snapshot: by then every exporter has served every family)."""
+    while not stop.wait(2):
+        try:
+            metadata, targets = prometheus.api("metadata"), prometheus.api("targets")["activeTargets"]
+        except (OSError, AssertionError):
+            continue
+        if "loadgen_users" in metadata and all(t["health"] == "up" for t in targets):
+            out["metadata"], out["targets"] = metadata, targets
+        elif "targets" not in out and not any(t["health"] == "unknown" for t in targets):
+            out["targets"] = targets  # a target down: kept, unless a later snapshot has them all up
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, s3_server: MotoServer, base_settings: Settings,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("observability")
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    proxy.start()
+    env = instance_env(_via(database_url, proxy.port), s3_server.url, BUCKET, SHUTDOWN_GRACE_SECONDS="2")
+    instances = [ServiceProcess(env, str(work / f"sut-{name}.log")) for name in "ab"]
+    exporters = {
+        "postgres": Exporter("prometheus-postgres-exporter", env={
+            "DATA_SOURCE_NAME": f"postgresql://postgres@127.0.0.1:{proxy.port}/postgres?sslmode=disable"}),
+        "redis": Exporter("prometheus-redis-exporter", "--redis.addr=redis://127.0.0.1:6379"),
+        "node": Exporter("prometheus-node-exporter", "--collector.disable-defaults", "--collector.cpu",
+                         "--collector.meminfo", "--collector.loadavg"),
+    }
+    rules = work / "rules"
+    shutil.copytree(RULES, rules)
+    metrics_port = free_port()
+    prometheus = PrometheusServer(
+        str(work), {"sut": [i.url.removeprefix("http://") for i in instances],
+                    "locust": [f"127.0.0.1:{metrics_port}"], **{k: [e.address] for k, e in exporters.items()}},
+        scrape_interval=f"{SCRAPE_INTERVAL_S}s", rule_files=[str(rules / "*.yml")])
+    stack = Stack(prometheus, instances, proxy, rules, runs=work / "runs")
+    stop = threading.Event()
+    try:
+        for instance in instances:
+            instance.start()
+        for name, exporter in exporters.items():
+            exporter.start(str(work / f"{name}-exporter.log"))
+        prometheus.start()
+        watcher = threading.Thread(target=_snapshot_while_running, args=(prometheus, stack.during, stop))
+        watcher.start()
+        stack.start = time.time()
+        run = start_run(scenario_file(work, seconds=RUN_SECONDS, slos="  - {kind: checker, counter: lost, max: 0}",
+                                      pairs=6, rate=20, rest=3, upload=1),
+                        instances, work, "--prometheus", prometheus.url, metrics_port=metrics_port)
+        code, out = finish(run, timeout=240)
+        stack.end = time.time()
+        stop.set()
+        watcher.join()
+        assert code == 0, out
+        time.sleep(2 * SCRAPE_INTERVAL_S)  # the rules evaluate over the last scrapes
+        yield stack
+    finally:
+        stop.set()
+        prometheus.stop()
+        for process in [*exporters.values(), *instances]:
+            process.stop()
+        proxy.cut()
+
+
+def test_every_target_was_up_during_the_load(stack: Stack) -> None:
+    targets = stack.during.get("targets")
+    assert targets, "the load generator's series never reached Prometheus"
+    assert {t["labels"]["job"] for t in targets} == JOBS
+    assert [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets if t["health"] != "up"] == []
+
+
+def test_every_rule_is_healthy(stack: Stack) -> None:
+    groups = stack.prometheus.api("rules")["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) == sum(len(g["rules"]) for g in rule_groups())
+    assert [(r["name"], r["lastError"]) for r in rules if r["health"] != "ok"] == []
+
+
+def test_the_checkers_final_counts_reach_prometheus(stack: Stack) -> None:
+    """They exist only once the run ends: the master serves them until Prometheus has scraped them."""
+    [run] = list(stack.runs.iterdir())
+    checker = json.loads((run / "checker.json").read_text())
+    for counter in ("acked", "delivered", "lost", "duplicated"):
+        query = f'max_over_time(loadgen_messages_{counter}_total{{run_id="{run.name}"}}[5m])'
+        answer = stack.prometheus.api("query", query=query)
+        assert [float(s["value"][1]) for s in answer["result"]] == [checker[counter]], counter
+    assert checker["acked"] > 100
+
+
+def _has_data(result: dict[str, Any]) -> bool:
+    if result["resultType"] == "matrix":
+        values = [v for series in result["result"] for _, v in series["values"]]
+    else:
+        values = [series["value"][1] for series in result["result"]]
+    return any(math.isfinite(float(v)) for v in values)
+
+
+def _answer(stack: Stack, query: Query, variables: dict[str, str]) -> dict[str, Any]:
+    expr = query.substituted(variables)
+    middle = (stack.start + stack.end) / 2
+    if query.instant:
+        answer: dict[str, Any] = stack.prometheus.api("query", query=expr, time=middle)
+        return answer
+    answer = stack.prometheus.api("query_range", query=expr, start=stack.start, end=stack.end,
+                                  step=SCRAPE_INTERVAL_S)
+    return answer
+
+
+@pytest.mark.parametrize("name", sorted(dashboards()))
+def test_every_dashboard_query_returns_data(stack: Stack, name: str) -> None:
+    board = dashboards()[name]
+    variables = default_values(board)
+    empty = [(q.panel, q.expr) for q in queries(board)
+             if (board["uid"], q.panel) not in FAULT_ONLY and not _has_data(_answer(stack, q, variables))]
+    assert empty == []
+
+
+def _rated_metrics() -> Iterator[tuple[str, str]]:
+    for board in dashboards().values():
+        for query in queries(board):
+            yield from ((f"{board['uid']}: {query.panel}", m) for _, m, _ in rate_arguments(query.expr))
+    for group in rule_groups():
+        for rule in group["rules"]:
+            where = rule.get("alert") or rule.get("record")
+            yield from ((where, m) for _, m, _ in rate_arguments(rule["expr"]))
+
+
+def test_rate_is_applied_only_to_counters(stack: Stack) -> None:
+    """Per the metadata API: a counter, or a histogram's _bucket/_count/_sum series."""
+    metadata = stack.during["metadata"]
+    wrong = []
+    for where, metric in _rated_metrics():
+        # OpenMetrics names a counter's family without _total, a histogram's without _bucket/_count/_sum
+        family = re.sub(r"_(total|bucket|count|sum)$", "", metric)
+        types = {m["type"] for name in {metric, family} for m in metadata.get(name, [])}
+        if metric.endswith("_total") and family in metadata:
+            types = {m["type"] for m in metadata[family]} & {"counter"}
+        if not types or not types <= {"counter", "histogram"}:
+            wrong.append((where, metric, types))
+    assert wrong == []
+
+
+def _shorten_for(rules: Path) -> None:
+    for path in rules.glob("*.yml"):
+        path.write_text(re.sub(r"(\n\s+for:) \S+", r"\1 10s", path.read_text()))
+
+
+def _api_errors(url: str, seconds: float, stop: threading.Event) -> None:
+    """A bounded stream of API reads while the database is unreachable: each answers 503."""
+    headers = auth(new_id(), "customer")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not stop.is_set():
+        request = urllib.request.Request(f"{url}/messaging/conversations", headers=headers)
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except urllib.error.HTTPError as error:
+            error.close()
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
+def _active(prometheus: PrometheusServer) -> set[tuple[str, str]]:
+    return {(a["labels"]["alertname"], a["state"]) for a in prometheus.api("alerts")["alerts"]}
+
+
+@pytest.mark.timeout(240)
+def test_injected_faults_fire_the_matching_alerts(stack: Stack) -> None:
+    assert _active(stack.prometheus) == set(), "a healthy stack under load raised alerts"
+    _shorten_for(stack.rules)
+    stack.prometheus.reload()
+    survivor, victim = stack.instances
+    victim.kill9()
+    stack.proxy.cut()
+    stop = threading.Event()
+    traffic = threading.Thread(target=_api_errors, args=(survivor.url, 100, stop))
+    traffic.start()
+    expected = {"TargetDown", "PostgresDown", "HighErrorRate", "HTTPAvailabilityBudgetBurn"}
+    seen: set[tuple[str, str]] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not expected <= {a for a, state in seen if state == "firing"}:
+            time.sleep(SCRAPE_INTERVAL_S)
+            seen |= _active(stack.prometheus)
+    finally:
+        stop.set()
+        traffic.join()
+        stack.proxy.restore()
+    firing = {a for a, state in seen if state == "firing"}
+    assert expected <= firing, f"seen: {sorted(seen)}"
+    assert ("ServiceDown", "firing") not in seen  # one of the two instances is still up
