@@ -17,8 +17,9 @@ from dashboards.style import (
 
 panels = [
     table("Instances", "Each instance's version and commit (build_info) and how long it has been up.", "s",
-          [Q(f"build_info{{{SEL}}}", "build"), Q(f"time() - process_start_time_seconds{{{SEL}}}", "uptime")],
-          h=5, hide=("Time", "__name__", "Value #A", "job")),
+          [Q(f"max by (instance, version, commit) (build_info{{{SEL}}})", ""),
+           Q(f"max by (instance) (time() - process_start_time_seconds{{{SEL}}})", "uptime")],
+          h=5, hide=("Time", "Value #A")),
     row("Process"),
     timeseries("CPU", "CPU per process, in cores (1 = one core busy).", "percentunit",
                [Q(f"rate(process_cpu_seconds_total{{{SEL}}}{RATE})", "{{instance}}")]),

@@ -28,9 +28,9 @@ panels = [
          [Q("1 - slo:sli_error:ratio_rate30d", "{{slo}}")], w=12, h=5, decimals=3, graph=False),
     table("Objectives", "Each SLO's objective and error budget over 30 days, and the error ratio of the last "
           "hour and 30 days (the recording rules' slo label).", "percentunit",
-          [Q("slo:objective:ratio", "objective"), Q("slo:error_budget:ratio", "budget"),
-           Q("slo:sli_error:ratio_rate1h", "error ratio 1h"), Q("slo:sli_error:ratio_rate30d", "error ratio 30d")],
-          w=24, h=7, hide=("Time", "__name__")),
+          [Q("max by (slo) (slo:objective:ratio)", "objective"), Q("max by (slo) (slo:error_budget:ratio)", "budget"),
+           Q("max by (slo) (slo:sli_error:ratio_rate1h)", "error ratio 1h"),
+           Q("max by (slo) (slo:sli_error:ratio_rate30d)", "error ratio 30d")], w=24, h=7),
     row("Burn rates (what the alerts read)"),
     timeseries("Burn rate, 1 h window", "Error ratio over 1 hour divided by the error budget: 1 spends the budget "
                f"in exactly 30 days. The page tier fires above {TIERS[0].factor:g} when the 5-minute window agrees.",

@@ -86,11 +86,13 @@ def gauge(title: str, description: str, unit: str, queries: Sequence[Q], *, w: i
 
 def table(title: str, description: str, unit: str, queries: Sequence[Q], *, w: int = 24, h: int = 8,
           hide: Sequence[str] = ("Time",)) -> Panel:
-    """Instant queries in table format, merged into one row per label set."""
+    """Instant queries in table format, merged into one row per label set: each query aggregates to the same
+    labels, and its value column (`Value #A`...) is renamed to its legend."""
+    renames = {f"Value #{chr(ord('A') + i)}": q.legend for i, q in enumerate(queries) if q.legend}
+    organize = {"excludeByName": dict.fromkeys(hide, True), "renameByName": renames}
     obj = g.Table(title=title, description=description, dataSource=DATASOURCE,
                   targets=_targets([Q(q.expr, q.legend, instant=True) for q in queries], fmt="table"), unit=unit,
-                  transformations=[{"id": "merge", "options": {}},
-                                   {"id": "organize", "options": {"excludeByName": dict.fromkeys(hide, True)}}])
+                  transformations=[{"id": "merge", "options": {}}, {"id": "organize", "options": organize}])
     return Panel(obj, w, h, unit)
 
 

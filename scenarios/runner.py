@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.time()
     status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
     aborted = status == "aborted"
-    ended = time.time()
+    ended = time.time() - (0 if aborted else linger)  # the master's last seconds only served its final figures
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(ended - started, 1e-3)
     generator = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
@@ -135,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
           + ", ".join(f"service {t} {s / wall:.0%}" for t, s in service.items()))
 
     if linger:
-        time.sleep(linger)  # the rules evaluate the final figures before the alerts are exported
+        time.sleep(max(linger, _rule_interval(args.prometheus) + 1))  # the alerts see them before the export
     _export_prometheus(args.prometheus, run_id, run_dir, started, time.time())
     _write_meta(run_dir, run_id, scenario, targets, args, command, started, ended, locust_rc, aborted, cpu)
     if not (run_dir / "timeline.json").exists():
@@ -359,6 +359,17 @@ def _final_scrape_wait(url: str | None, metrics_port: int) -> float:
             except ValueError:  # a composite such as 1m30s
                 return 61.0
     return 0.0
+
+
+def _rule_interval(url: str | None) -> float:
+    """The longest evaluation interval of the Prometheus' rule groups (capped at a minute); 0 if unknown."""
+    base = (url or DEFAULT_PROMETHEUS).rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=2) as resp:
+            groups = json.loads(resp.read())["data"]["groups"]
+        return min(max((float(g.get("interval", 0)) for g in groups), default=0.0), 60.0)
+    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
+        return 0.0
 
 
 # --- after the run

@@ -68,6 +68,17 @@ def new_pair() -> Pair:
     return Pair(new_id(), new_id())
 
 
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
 class MotoServer:
     """moto's S3 server as a real HTTP endpoint on a free loopback port."""
 
@@ -93,8 +104,7 @@ class MotoServer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
+            _end(self._proc)
 
 
 class PrometheusServer:
@@ -147,8 +157,7 @@ class PrometheusServer:
 
     def stop(self) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
+            _end(self._proc)
 
 
 class Exporter:
@@ -175,9 +184,8 @@ class Exporter:
         raise AssertionError(f"{self.cmd[0]} did not come up; see {log_path}")
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
+        if self._proc is not None:
+            _end(self._proc)
 
 
 class TcpProxy:
@@ -190,9 +198,10 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by cut(): a link set up across a cut is dropped
 
     def start(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        listener = socket.create_server(("127.0.0.1", self.port))
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
@@ -202,6 +211,7 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            generation = self._generation
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
                 server.settimeout(None)
@@ -209,6 +219,10 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
+                if generation != self._generation:
+                    client.close()
+                    server.close()
+                    continue
                 self._open |= {client, server}
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -220,17 +234,25 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            with self._lock:
+                for sock in (src, dst):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                # the second pump to finish closes both ends
+                if src.fileno() != -1 and dst in self._open and src in self._open:
+                    self._open -= {src, dst}
+                else:
+                    src.close()
+                    dst.close()
 
     def cut(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(OSError):
-                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
-            self._listener.close()
-            self._listener = None
         with self._lock:
+            self._generation += 1
+            if self._listener is not None:
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
+                self._listener.close()
+                self._listener = None
             for sock in self._open:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
