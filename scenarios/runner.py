@@ -343,16 +343,25 @@ def _t0(run_dir: Path) -> float:
         return 0.0
 
 
+def _prometheus(url: str | None) -> str:
+    return (url or DEFAULT_PROMETHEUS).rstrip("/")
+
+
+def _prometheus_api(base: str, path: str, timeout: float = 2) -> Any:
+    """GET /api/v1/<path>: the `data` of a successful answer; None when Prometheus does not answer or fails."""
+    try:
+        with urllib.request.urlopen(f"{base}/api/v1/{path}", timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    return body.get("data") if isinstance(body, dict) and body.get("status") == "success" else None
+
+
 def _final_scrape_wait(url: str | None, metrics_port: int) -> float:
     """When a Prometheus scrapes this run's metrics port: one scrape interval and a second, so the master serves
     the checker's final counts (known only at the end) long enough to be scraped and alerted on. 0 otherwise."""
-    base = (url or DEFAULT_PROMETHEUS).rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/targets?state=active", timeout=2) as resp:
-            targets = json.loads(resp.read())["data"]["activeTargets"]
-    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
-        return 0.0
-    for target in targets:
+    data = _prometheus_api(_prometheus(url), "targets?state=active")
+    for target in (data or {}).get("activeTargets", []):
         if urllib.parse.urlsplit(target.get("scrapeUrl", "")).port == metrics_port:
             try:
                 return min(parse_duration(target.get("scrapeInterval", "15s")) + 1, 61.0)
@@ -363,18 +372,13 @@ def _final_scrape_wait(url: str | None, metrics_port: int) -> float:
 
 def _rule_interval(url: str | None) -> float:
     """The longest evaluation interval of the Prometheus' rule groups (capped at a minute); 0 if unknown."""
-    base = (url or DEFAULT_PROMETHEUS).rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/rules", timeout=2) as resp:
-            groups = json.loads(resp.read())["data"]["groups"]
-        return min(max((float(g.get("interval", 0)) for g in groups), default=0.0), 60.0)
-    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
-        return 0.0
+    groups = (_prometheus_api(_prometheus(url), "rules") or {}).get("groups", [])
+    return min(max((float(g.get("interval", 0)) for g in groups), default=0.0), 60.0)
 
 
 # --- after the run
 def _export_prometheus(url: str | None, run_id: str, run_dir: Path, start: float, end: float) -> None:
-    base = (url or DEFAULT_PROMETHEUS).rstrip("/")
+    base = _prometheus(url)
     try:
         with urllib.request.urlopen(f"{base}/-/ready", timeout=2):
             pass
@@ -404,12 +408,7 @@ def _export_prometheus(url: str | None, run_id: str, run_dir: Path, start: float
 
 def _query_range(base: str, query: str, start: float, end: float, step: int) -> dict[str, Any] | None:
     params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step})
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/query_range?{params}", timeout=30) as resp:
-            body = json.loads(resp.read())
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    data = body.get("data") if body.get("status") == "success" else None
+    data = _prometheus_api(base, f"query_range?{params}", timeout=30)
     return data if isinstance(data, dict) else None
 
 

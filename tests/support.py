@@ -68,6 +68,18 @@ def new_pair() -> Pair:
     return Pair(new_id(), new_id())
 
 
+def answers(url: str, proc: subprocess.Popen[bytes], *, within: float, timeout: float, pause: float) -> bool:
+    """Poll `url` until it answers 2xx (True), `proc` exits or `within` seconds pass (False)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=timeout).close()
+            return True
+        except OSError:
+            time.sleep(pause)
+    return False
+
+
 def _end(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL if it has not exited within 10 s."""
     if proc.poll() is None:
@@ -92,13 +104,8 @@ class MotoServer:
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
+        if answers(f"{self.url}/moto-api/", self._proc, within=30, timeout=1, pause=0.1):
+            return
         self.stop()
         raise RuntimeError("moto server did not start")
 
@@ -133,13 +140,8 @@ class PrometheusServer:
                 ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.workdir}/data",
                  f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
                 stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.url}/-/ready", timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.2)
+        if answers(f"{self.url}/-/ready", self._proc, within=30, timeout=1, pause=0.2):
+            return
         self.stop()
         raise RuntimeError(f"prometheus did not start; see {self.workdir}/prometheus.log")
 
@@ -173,15 +175,9 @@ class Exporter:
     def start(self, log_path: str) -> None:
         with open(log_path, "ab") as log:
             self._proc = subprocess.Popen(self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert self._proc.poll() is None, f"{self.cmd[0]} exited; see {log_path}"
-            try:
-                urllib.request.urlopen(f"http://{self.address}/metrics", timeout=5).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError(f"{self.cmd[0]} did not come up; see {log_path}")
+        up = answers(f"http://{self.address}/metrics", self._proc, within=20, timeout=5, pause=0.2)
+        assert self._proc.poll() is None, f"{self.cmd[0]} exited; see {log_path}"
+        assert up, f"{self.cmd[0]} did not come up; see {log_path}"
 
     def stop(self) -> None:
         if self._proc is not None:
@@ -331,15 +327,9 @@ class ServiceProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "sut", "serve"], env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"serve exited early; see {self.log_path}"
-            try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError(f"{self.url} did not come up; see {self.log_path}")
+        up = answers(f"{self.url}/health", self.proc, within=timeout, timeout=2, pause=0.1)
+        assert self.proc.poll() is None, f"serve exited early; see {self.log_path}"
+        assert up, f"{self.url} did not come up; see {self.log_path}"
 
     def kill9(self) -> None:
         assert self.proc is not None

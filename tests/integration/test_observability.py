@@ -220,7 +220,7 @@ def test_every_dashboard_query_returns_data(stack: Stack, name: str) -> None:
     board = dashboards()[name]
     variables = default_values(board)
     empty = [(q.panel, q.expr) for q in queries(board)
-             if (board["uid"], q.panel) not in FAULT_ONLY and not _has_data(_answer(stack, q, variables))]
+             if (q.dashboard, q.panel) not in FAULT_ONLY and not _has_data(_answer(stack, q, variables))]
     assert empty == []
 
 
