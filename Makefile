@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 SCENARIO ?= smoke
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps services test test-slow lint generate fmt bench run down status logs seed clean
+.PHONY: help venv sysdeps services test test-slow lint generate fmt bench up run down status logs backup restore seed clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,18 +50,27 @@ bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-gener
 	$(BIN)/python -m benchmarks.client_cpu
 	$(BIN)/python -m benchmarks.harness_accuracy --pairs 60 --rate 300
 
-run: venv services ## bring the local service up, run a scenario (SCENARIO=smoke, RUN_ARGS=...) and write its report
-	@scripts/local.sh up
-	$(BIN)/python -m scenarios run $(SCENARIO) --env-file .stack/env $(RUN_ARGS)
+up: venv sysdeps services ## start the local stack: 2 instances behind nginx, S3, Prometheus, Alertmanager, exporters
+	$(BIN)/python -m stack up $(UP_ARGS)
 
-down: ## stop what `make run` started
-	@scripts/local.sh down
+run: venv sysdeps services ## up if needed, run a scenario (SCENARIO=smoke, RUN_ARGS=...) through nginx, write its report
+	$(BIN)/python -m stack run $(SCENARIO) -- $(RUN_ARGS)
 
-status: ## show what `make run` started
-	@scripts/local.sh status
+down: ## stop the local stack
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m stack down; fi
 
-logs: ## follow the service's log
-	@scripts/local.sh logs
+status: venv ## the local stack's processes, their health and URLs
+	$(BIN)/python -m stack status
+
+logs: venv ## follow the local stack's logs (LOGS="sut-1 nginx" for some)
+	$(BIN)/python -m stack logs $(LOGS)
+
+backup: venv ## pg_dump the service's database into .stack/backups/ and the bucket's backups/ prefix
+	$(BIN)/python -m stack backup
+
+restore: venv ## restore a backup into a fresh database (FILE=path|backups/NAME|s3://bucket/key, INTO=name)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=.stack/backups/NAME.dump [INTO=database]" >&2; exit 2; }
+	$(BIN)/python -m stack restore "$(FILE)" $(if $(INTO),--into "$(INTO)")
 
 seed: venv ## load more background data (SEED_ARGS="--conversations 100000 --messages 2000000")
 	$(BIN)/python -m sut seed $(SEED_ARGS)

@@ -82,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", metavar="NAME", help="a scenario name or a path to a scenario file")
     run.add_argument("--target", default=DEFAULT_TARGET, metavar="URL",
                      help="the service's base URL (default: %(default)s)")
+    run.add_argument("--instances", default=None, metavar="URL[,URL...]",
+                     help="the service instances behind a load-balanced --target, read directly for their CPU "
+                          "and build (default: the targets)")
     run.add_argument("--workers", type=_int_between(1, 1024), default=1, metavar="N",
                      help="Locust worker processes generating the load (default: %(default)s)")
     run.add_argument("--duration", type=_duration_arg, default=None, metavar="DURATION",

@@ -85,7 +85,10 @@ def _run(args: argparse.Namespace) -> int:
         raise HarnessError(f"--target {args.target!r}: one or more http(s):// URLs, comma-separated")
     if args.prometheus and not args.prometheus.startswith(("http://", "https://")):
         raise HarnessError(f"--prometheus {args.prometheus!r}: an http(s):// URL")
-    for target in targets:
+    instances = [t.strip().rstrip("/") for t in (args.instances or "").split(",") if t.strip()] or targets
+    if any(not t.startswith(("http://", "https://")) for t in instances):
+        raise HarnessError(f"--instances {args.instances!r}: one or more http(s):// URLs, comma-separated")
+    for target in dict.fromkeys(targets + instances):
         _check_health(target)
     if scenario.data is not None and not args.no_seed:
         _seed(scenario, args.database_url or os.environ.get("DATABASE_URL") or env_file.get("DATABASE_URL"))
@@ -117,7 +120,7 @@ def _run(args: argparse.Namespace) -> int:
     if linger:
         env["CHATLOAD_METRICS_LINGER"] = f"{linger:g}"
         print(f"Prometheus scrapes the load generator: its final figures stay up {linger:g} s after the run")
-    service_cpu = {t: _process_cpu(t) for t in targets}
+    service_cpu = {t: _process_cpu(t) for t in instances}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     if args.web:
         print("the Locust web UI: http://127.0.0.1:8089 (start the run there; Ctrl-C here when it is done)")
@@ -137,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
     if linger:
         time.sleep(max(linger, _rule_interval(args.prometheus) + 1))  # the alerts see them before the export
     _export_prometheus(args.prometheus, run_id, run_dir, started, time.time())
-    _write_meta(run_dir, run_id, scenario, targets, args, command, started, ended, locust_rc, aborted, cpu)
+    _write_meta(run_dir, run_id, scenario, targets, instances, args, command, started, ended, locust_rc, aborted,
+                cpu)
     if not (run_dir / "timeline.json").exists():
         raise HarnessError(f"Locust ended (exit {locust_rc}) without starting the test; see {run_dir}/locust.log")
 
@@ -433,7 +437,8 @@ def _process_cpu(target: str) -> float:
     return float(found[0].value) if found else 0.0
 
 
-def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[str], args: argparse.Namespace,
+def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[str], instances: list[str],
+                args: argparse.Namespace,
                 command: list[str], started: float, ended: float, locust_rc: int, aborted: bool,
                 cpu: dict[str, Any]) -> None:
     def version(package: str) -> str:
@@ -443,7 +448,7 @@ def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[st
             return "unknown"
 
     meta = {"run_id": run_id, "scenario": scenario.name, "start": round(started, 3), "end": round(ended, 3),
-            "target": ",".join(targets), "build_info": _build_info(targets[0]),
+            "target": ",".join(targets), "instances": instances, "build_info": _build_info(instances[0]),
             "harness_version": version("chatload"), "locust_version": version("locust"),
             "python_version": platform.python_version(),
             "machine": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},

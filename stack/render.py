@@ -1,0 +1,241 @@
+"""The local stack's processes and the config files they read, rendered into the state folder.
+
+The config files are compose's (compose/nginx/chat.conf, compose/prometheus/prometheus.yml, alerts/): the local
+stack changes only what the topology forces (loopback addresses, ports, paths) and says so in each rendered file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from stack.config import COMPOSE, PACKAGES, ROOT, StackConfig, binary, require
+
+NOFILE_WANTED = 65536
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervised process: what runs, how the stack knows it is ready, and what it listens on."""
+
+    name: str
+    command: list[str]
+    port: int | None                  # what it listens on (checked free before it starts)
+    probe: str                        # "http:<url>" answering 2xx, "tcp" (the port accepts), "redis", "postgres"
+    stage: int                        # started stage by stage: 0 storage, 1 the service, 2 in front and around
+    env: dict[str, str] = field(default_factory=dict)
+    user: str | None = None
+    stopsignal: str = "TERM"
+    stopwaitsecs: int = 20
+    what: str = ""                    # for status and errors: "PostgreSQL", "instance 1", ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    programs: list[Program]
+    skipped: dict[str, str]           # component -> why it is not part of this stack (a binary is missing)
+    own_postgres: bool
+    own_redis: bool
+
+
+def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
+    programs: list[Program] = []
+    skipped: dict[str, str] = {}
+    d = config.dir
+    if own_postgres:
+        url = urlsplit(config.database_url)
+        programs.append(Program(
+            "postgres", [require("postgres"), "-D", str(d / "postgres" / "data"), "-p", str(url.port or 5432),
+                         "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={d / 'postgres'}",
+                         "-c", "max_connections=200", "-c", "fsync=on"],
+            url.port or 5432, "postgres", 0, user="postgres" if os.geteuid() == 0 else None, stopsignal="INT",
+            stopwaitsecs=30, what="PostgreSQL (the stack's own)"))
+    if own_redis:
+        url = urlsplit(config.redis_url)
+        programs.append(Program(
+            "redis", [require("redis-server"), "--bind", "127.0.0.1", "--port", str(url.port or 6379),
+                      "--save", "", "--appendonly", "no", "--dir", str(d / "redis")],
+            url.port or 6379, "redis", 0, what="Redis (the stack's own)"))
+    programs.append(Program(
+        "s3", [config.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(config.ports["s3"])],
+        config.ports["s3"], f"http:{config.url('s3')}/moto-api/", 0, what="S3 (moto)"))
+    for i, port in enumerate(config.sut_ports):
+        programs.append(Program(
+            f"sut-{i + 1}", [config.python, "-m", "sut", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            port, f"http:http://127.0.0.1:{port}/health", 1, env=config.service_env, what=f"service instance {i + 1}"))
+
+    def optional(name: str, bin_name: str, command: list[str], port: int, probe: str, what: str,
+                 env: dict[str, str] | None = None) -> None:
+        path = binary(bin_name)
+        if path is None:
+            skipped[name] = f"{bin_name} is not installed (apt-get install {PACKAGES[bin_name]})"
+            return
+        programs.append(Program(name, [path, *command], port, probe, 2, env=env or {}, what=what))
+
+    optional("nginx", "nginx", ["-p", str(d / "nginx"), "-c", str(d / "nginx" / "nginx.conf"),
+                                "-e", str(config.logs / "nginx-error.log")],
+             config.ports["lb"], f"http:{config.url('lb')}/lb-health", "load balancer (nginx)")
+    optional("prometheus", "prometheus", [
+        f"--config.file={d / 'prometheus' / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'prometheus' / 'data'}",
+        f"--web.listen-address=127.0.0.1:{config.ports['prometheus']}", "--web.enable-lifecycle",
+        "--storage.tsdb.retention.time=15d"],
+        config.ports["prometheus"], f"http:{config.url('prometheus')}/-/ready", "Prometheus")
+    optional("alertmanager", "prometheus-alertmanager", [
+        f"--config.file={ROOT / 'alerts' / 'alertmanager.yml'}", f"--storage.path={d / 'alertmanager'}",
+        f"--web.listen-address=127.0.0.1:{config.ports['alertmanager']}", "--cluster.listen-address="],
+        config.ports["alertmanager"], f"http:{config.url('alertmanager')}/-/ready", "Alertmanager")
+    db = urlsplit(config.database_url)
+    exporter_dsn = config.database_url + ("&" if db.query else "?") + "sslmode=disable"
+    optional("postgres-exporter", "prometheus-postgres-exporter", [
+        f"--web.listen-address=127.0.0.1:{config.ports['postgres-exporter']}"],
+        config.ports["postgres-exporter"], f"http:{config.url('postgres-exporter')}/metrics",
+        "postgres_exporter", env={"DATA_SOURCE_NAME": exporter_dsn})
+    optional("redis-exporter", "prometheus-redis-exporter", [
+        f"--web.listen-address=127.0.0.1:{config.ports['redis-exporter']}", f"--redis.addr={config.redis_url}"],
+        config.ports["redis-exporter"], f"http:{config.url('redis-exporter')}/metrics", "redis_exporter")
+    optional("node-exporter", "prometheus-node-exporter", [
+        f"--web.listen-address=127.0.0.1:{config.ports['node-exporter']}"],
+        config.ports["node-exporter"], f"http:{config.url('node-exporter')}/metrics", "node_exporter")
+    return Plan(programs, skipped, own_postgres, own_redis)
+
+
+def nofile_limit() -> int:
+    """The open-files limit the stack's processes get: 65,536, or the hard limit when it is lower (containers
+    cap it, root included). supervisord raises its soft limit to this, and its children inherit it."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+
+
+def supervisord_conf(config: StackConfig, the_plan: Plan) -> str:
+    d = config.dir
+    lines = [
+        "; the local stack's processes (python -m stack renders this file: edit stack/render.py instead)",
+        "[unix_http_server]", f"file={d / 'supervisor.sock'}", "chmod=0700", "",
+        "[supervisord]", f"logfile={config.logs / 'supervisord.log'}", f"pidfile={d / 'supervisord.pid'}",
+        f"childlogdir={config.logs}", f"directory={ROOT}", f"minfds={nofile_limit()}", "identifier=chatload-stack",
+        "nodaemon=false", "", "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+        "[supervisorctl]", f"serverurl=unix://{d / 'supervisor.sock'}", "",
+    ]
+    for p in the_plan.programs:
+        lines += [f"[program:{p.name}]", "command=" + " ".join(_quote(arg) for arg in p.command),
+                  "autostart=false", "autorestart=true", "startsecs=1", "startretries=3",
+                  f"stopsignal={p.stopsignal}", f"stopwaitsecs={p.stopwaitsecs}", "stopasgroup=true",
+                  "killasgroup=true", "redirect_stderr=true", f"stdout_logfile={config.logs / (p.name + '.log')}",
+                  "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=2", f"priority={100 + 100 * p.stage}"]
+        if p.user:
+            lines.append(f"user={p.user}")
+        if p.env:
+            lines.append("environment=" + ",".join(f'{k}="{_env_value(v)}"' for k, v in sorted(p.env.items())))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def nginx_conf(config: StackConfig) -> str:
+    """The local top-level file: compose's shared server (chat.conf) with loopback upstreams and state paths."""
+    d, limit = config.dir / "nginx", nofile_limit()
+    servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=2 fail_timeout=5s;" for port in config.sut_ports)
+    temp = "\n".join(f"    {kind}_temp_path {d / 'temp' / kind};" for kind in
+                     ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""# the local stack's nginx (python -m stack renders this file): compose's server block, loopback upstreams
+daemon off;
+worker_processes auto;
+worker_rlimit_nofile {limit};
+error_log {config.logs / 'nginx-error.log'} warn;
+pid {d / 'nginx.pid'};
+
+events {{
+    worker_connections {min(16384, limit // 2)};
+}}
+
+http {{
+{temp}
+    upstream sut {{
+        zone sut 64k;
+        ip_hash;
+{servers}
+        keepalive 32;
+    }}
+    upstream sut_ws {{
+        zone sut_ws 64k;      # one count of open connections for all workers: least_conn balances across them
+        least_conn;
+{servers}
+    }}
+    include {d / 'chat.conf'};
+    access_log {config.logs / 'nginx-access.log'} chat buffer=64k flush=5s;
+}}
+"""
+
+
+LISTEN = re.compile(r"^(\s*)listen\s+[^;]+;", re.MULTILINE)
+
+
+def nginx_server(config: StackConfig) -> str:
+    """compose/nginx/chat.conf with its `listen` lines moved to the stack's loopback port."""
+    source = (COMPOSE / "nginx" / "chat.conf").read_text()
+    rendered, count = LISTEN.subn(lambda m: f"{m.group(1)}listen 127.0.0.1:{config.ports['lb']};", source)
+    if count != 1:
+        raise ValueError(f"compose/nginx/chat.conf: expected one listen line, found {count}")
+    return "# rendered from compose/nginx/chat.conf by python -m stack: only the listen line differs\n" + rendered
+
+
+def prometheus_conf(config: StackConfig, the_plan: Plan) -> str:
+    """compose/prometheus/prometheus.yml with loopback targets, the repo's rule files and the local Alertmanager.
+    Jobs whose component is not part of this stack (its binary is missing) are left out."""
+    source: dict[str, Any] = yaml.safe_load((COMPOSE / "prometheus" / "prometheus.yml").read_text())
+    running = {p.name for p in the_plan.programs}
+    targets = {
+        "prometheus": [config.ports["prometheus"]], "alertmanager": [config.ports["alertmanager"]],
+        "sut": config.sut_ports, "locust": [config.ports["locust"]],
+        "postgres": [config.ports["postgres-exporter"]], "redis": [config.ports["redis-exporter"]],
+        "node": [config.ports["node-exporter"]],
+    }
+    component = {"postgres": "postgres-exporter", "redis": "redis-exporter", "node": "node-exporter"}
+    jobs = []
+    for job in source["scrape_configs"]:
+        name = job["job_name"]
+        if name not in targets:
+            raise ValueError(f"compose/prometheus/prometheus.yml: job {name!r} has no local address in stack/render.py")
+        needed = component.get(name, name)
+        if needed in the_plan.skipped:
+            continue
+        local = {k: v for k, v in job.items() if not k.endswith("_sd_configs") and k != "static_configs"}
+        local["static_configs"] = [{"targets": [f"127.0.0.1:{port}" for port in targets[name]]}]
+        jobs.append(local)
+    rendered = {**source, "scrape_configs": jobs, "rule_files": [str(ROOT / "alerts" / "rules" / "*.yml")]}
+    if "alertmanager" in running:
+        rendered["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": [f"127.0.0.1:{config.ports['alertmanager']}"]}]}]}
+    else:
+        rendered.pop("alerting", None)
+    return ("# rendered from compose/prometheus/prometheus.yml by python -m stack: loopback targets, the repo's rules\n"
+            + yaml.safe_dump(rendered, sort_keys=False))
+
+
+def write_all(config: StackConfig, the_plan: Plan) -> None:
+    """Every file the stack's processes read, under the state folder."""
+    d = config.dir
+    for sub in ("logs", "nginx/temp", "prometheus", "alertmanager", "redis"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    config.write_env_file()
+    (d / "supervisord.conf").write_text(supervisord_conf(config, the_plan))
+    (d / "nginx" / "nginx.conf").write_text(nginx_conf(config))
+    (d / "nginx" / "chat.conf").write_text(nginx_server(config))
+    (d / "prometheus" / "prometheus.yml").write_text(prometheus_conf(config, the_plan))
+
+
+def _quote(arg: str) -> str:
+    # supervisord splits its command line with shlex and expands %(...)s
+    arg = arg.replace("%", "%%")
+    return arg if arg and re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
+
+
+def _env_value(value: str) -> str:
+    return value.replace("%", "%%").replace('"', '\\"')

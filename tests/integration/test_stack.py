@@ -1,0 +1,186 @@
+"""The local stack end to end (`python -m stack`), on free ports and a state folder of its own, with its own
+PostgreSQL (initdb) and Redis, so it never touches the machine's services or a developer's stack:
+up (twice: idempotent) -> status -> Prometheus scrapes every instance and exporter -> socket.io clients connected
+through nginx land on both instances and exchange messages across them -> down leaves no process and no port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stack.config import PORT_DEFAULTS
+from tests.support import JWT_SECRET, ChatClient, auth, free_port, new_pair
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def stack(env: dict[str, str], *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "stack", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture
+def stack_env() -> Iterator[dict[str, str]]:
+    # not pytest's tmp_path: as root the stack's PostgreSQL runs as the postgres user, who must reach its folder
+    folder = Path(tempfile.mkdtemp(prefix="chatload-stack-"))
+    folder.chmod(0o755)
+    env = {**os.environ, "STACK_DIR": str(folder), "JWT_SECRET": JWT_SECRET, "RATE_LIMIT_PER_SECOND": "0",
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/messaging",
+           "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    for variable, _default in PORT_DEFAULTS.values():
+        env[variable] = str(free_port())
+    env["STACK_SUT_PORT"] = str(_two_free_ports())
+    try:
+        yield env
+    finally:
+        stack(env, "down")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _two_free_ports() -> int:
+    for _ in range(50):
+        port = free_port()
+        if port < 65535 and _free(port + 1):
+            return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _free(port: int) -> bool:
+    """Nothing listens there (connections in TIME_WAIT from the test's own clients are no owner)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
+    async with http.get(f"{url}/metrics") as resp:
+        text = await resp.text()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+
+async def exchange_through(lb: str, instances: list[str]) -> tuple[list[float], list[str]]:
+    """Through nginx: a conversation over REST, then a customer and an artist on socket.io (websocket-only,
+    least_conn) and 20 messages between them. Returns the sockets per instance and what the artist received."""
+    pair = new_pair()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{lb}/messaging/conversations", json={"artist_id": pair.artist},
+                             headers=auth(pair.customer, "customer")) as resp:
+            assert resp.status == 201, await resp.text()
+            conversation = (await resp.json())["id"]
+        customer = ChatClient(lb, pair.customer, "customer")
+        artist = ChatClient(lb, pair.artist, "artist")
+        arrived = asyncio.Event()
+
+        async def on_message(payload: dict[str, Any]) -> None:
+            artist.live.append(payload["message"])
+            if len(artist.live) == 20:
+                arrived.set()
+
+        artist.sio.on("message:new", on_message)
+        try:
+            await customer.connect()
+            await artist.connect()
+            per_instance = [await metric(http, url, "websocket_connections_active") for url in instances]
+            for i in range(20):
+                ack = await customer.call("message:send", {"conversation_id": conversation, "body": f"m{i}",
+                                                           "client_message_id": f"stack-{pair.customer}-{i}"})
+                assert ack["ok"], ack
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), 10)
+            return per_instance, [m["body"] for m in artist.live]
+        finally:
+            await customer.close()
+            await artist.close()
+
+
+def prometheus(base: str, query: str) -> list[dict[str, Any]]:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        result: list[dict[str, Any]] = json.load(resp)["data"]["result"]
+    return result
+
+
+def listening(port: int) -> bool:
+    return not _free(port)
+
+
+def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(stack_env: dict[str, str]) -> None:
+    env = stack_env
+    first = stack(env, "up", "--no-seed")
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "PostgreSQL (the stack's own)" in first.stdout and "Redis (the stack's own)" in first.stdout
+    again = stack(env, "up", "--no-seed")
+    assert again.returncode == 0, again.stderr
+    assert "up already" in again.stdout
+
+    status = stack(env, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for name in ("postgres", "redis", "s3", "sut-1", "sut-2", "nginx", "prometheus", "alertmanager",
+                 "postgres-exporter", "redis-exporter", "node-exporter"):
+        assert any(line.split()[:2] == [name, "RUNNING"] and " ok " in line for line in status.stdout.splitlines()), \
+            (name, status.stdout)
+
+    lb = f"http://127.0.0.1:{env['STACK_LB_PORT']}"
+    instances = [f"http://127.0.0.1:{int(env['STACK_SUT_PORT']) + i}" for i in range(2)]
+    prom = f"http://127.0.0.1:{env['STACK_PROMETHEUS_PORT']}"
+    per_instance, bodies = asyncio.run(exchange_through(lb, instances))
+    assert per_instance == [1, 1], f"one socket per instance expected, got {per_instance}"
+    assert bodies == [f"m{i}" for i in range(20)]
+
+    # Prometheus (the shared config, rendered for loopback) scrapes both instances and every exporter
+    deadline = time.monotonic() + 30
+    jobs: dict[str, list[str]] = {}
+    while time.monotonic() < deadline:
+        jobs = {}
+        for series in prometheus(prom, 'up{job!="locust"} == 1'):
+            jobs.setdefault(series["metric"]["job"], []).append(series["metric"]["instance"])
+        if len(jobs.get("sut", [])) == 2 and {"postgres", "redis", "node", "prometheus", "alertmanager"} <= set(jobs):
+            break
+        time.sleep(1)
+    assert sorted(jobs.get("sut", [])) == sorted(u.removeprefix("http://") for u in instances), jobs
+    assert {"postgres", "redis", "node", "prometheus", "alertmanager"} <= set(jobs), jobs
+    with urllib.request.urlopen(f"{prom}/api/v1/rules", timeout=5) as resp:
+        assert len(json.load(resp)["data"]["groups"]) >= 5
+
+    pids = [int(line.split()[2]) for line in stack(env, "status").stdout.splitlines()
+            if len(line.split()) > 2 and line.split()[1] == "RUNNING"]
+    supervisord = int((Path(env["STACK_DIR"]) / "supervisord.pid").read_text())
+    assert len(pids) == 11
+    done = stack(env, "down")
+    assert done.returncode == 0, done.stderr
+    for pid in [*pids, supervisord]:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"pid {pid} still running after down"
+    ports = [int(env[variable]) for variable, _ in PORT_DEFAULTS.values() if variable != "STACK_LOCUST_METRICS_PORT"]
+    ports += [int(env["STACK_SUT_PORT"]) + 1, *(urllib.parse.urlsplit(env[k]).port or 0
+                                                for k in ("DATABASE_URL", "REDIS_URL"))]
+    assert [p for p in ports if listening(p)] == []
+    assert "not running" in stack(env, "down").stdout
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
