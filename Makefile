@@ -68,9 +68,9 @@ logs: venv ## follow the local stack's logs (LOGS="sut-1 nginx" for some)
 backup: venv ## pg_dump the service's database into .stack/backups/ and the bucket's backups/ prefix
 	$(BIN)/python -m stack backup
 
-restore: venv ## restore a backup into a fresh database (FILE=path|backups/NAME|s3://bucket/key, INTO=name)
+restore: venv ## restore a backup into a fresh database (FILE=path|backups/NAME|s3://bucket/key, INTO=name, REPLACE=1)
 	@test -n "$(FILE)" || { echo "usage: make restore FILE=.stack/backups/NAME.dump [INTO=database]" >&2; exit 2; }
-	$(BIN)/python -m stack restore "$(FILE)" $(if $(INTO),--into "$(INTO)")
+	$(BIN)/python -m stack restore "$(FILE)" $(if $(INTO),--into "$(INTO)") $(if $(REPLACE),--replace)
 
 seed: venv ## load more background data (SEED_ARGS="--conversations 100000 --messages 2000000")
 	$(BIN)/python -m sut seed $(SEED_ARGS)

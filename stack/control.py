@@ -170,7 +170,7 @@ def _needs_own(name: str, url: str, answers: Any) -> bool:
 def _port_variable(program: render.Program) -> str:
     from stack.config import PORT_DEFAULTS
 
-    key = "sut" if program.name.startswith("sut-") else program.name
+    key = "sut" if program.name.startswith("sut-") else {"nginx": "lb"}.get(program.name, program.name)
     if key in PORT_DEFAULTS:
         return PORT_DEFAULTS[key][0] + "=..."
     return "DATABASE_URL=..." if key == "postgres" else "REDIS_URL=..."

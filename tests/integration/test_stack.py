@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stack.config import PORT_DEFAULTS
+from stack.config import PORT_DEFAULTS, ROOT
 from tests.support import JWT_SECRET, ChatClient, auth, free_port, new_pair
 
 pytestmark = pytest.mark.timeout(240)
@@ -164,6 +165,11 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
     with urllib.request.urlopen(f"{prom}/api/v1/rules", timeout=5) as resp:
         assert len(json.load(resp)["data"]["groups"]) >= 5
 
+    troubleshooting = run_troubleshooting_block(env)
+    assert troubleshooting.returncode == 0, troubleshooting.stdout[-3000:] + troubleshooting.stderr[-3000:]
+    assert '"status": "healthy"' in troubleshooting.stdout and '0{"sid":' in troubleshooting.stdout
+    assert "sut 127.0.0.1:" in troubleshooting.stdout and "S3 200" in troubleshooting.stdout
+
     pids = [int(line.split()[2]) for line in stack(env, "status").stdout.splitlines()
             if len(line.split()) > 2 and line.split()[1] == "RUNNING"]
     supervisord = int((Path(env["STACK_DIR"]) / "supervisord.pid").read_text())
@@ -177,6 +183,21 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
                                                 for k in ("DATABASE_URL", "REDIS_URL"))]
     assert [p for p in ports if listening(p)] == []
     assert "not running" in stack(env, "down").stdout
+
+
+def run_troubleshooting_block(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """docs/operations.md's troubleshooting commands, with the default ports and folder moved to this stack's."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text[text.index("## Troubleshooting"):]
+    block = section[section.index("```sh\n") + 6:]
+    block = block[:block.index("```")]
+    sut = int(env["STACK_SUT_PORT"])
+    moves = {"8080": env["STACK_LB_PORT"], "5240": str(sut), "5241": str(sut + 1),
+             "9090": env["STACK_PROMETHEUS_PORT"], "9093": env["STACK_ALERTMANAGER_PORT"]}
+    block = re.sub(r"\b(8080|5240|5241|9090|9093)\b", lambda m: moves[m.group(1)], block)
+    block = block.replace(".stack/", env["STACK_DIR"] + "/")
+    return subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False, env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"})
 
 
 def _zombie(pid: int) -> bool:
