@@ -50,10 +50,12 @@ bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-gener
 	$(BIN)/python -m benchmarks.client_cpu
 	$(BIN)/python -m benchmarks.harness_accuracy --pairs 60 --rate 300
 
-up: venv sysdeps services ## start the local stack: 2 instances behind nginx, S3, Prometheus, Alertmanager, exporters
+up: venv ## start the local stack: 2 instances behind nginx, S3, Prometheus, Alertmanager, exporters
+	@scripts/sysdeps.sh --optional
 	$(BIN)/python -m stack up $(UP_ARGS)
 
-run: venv sysdeps services ## up if needed, run a scenario (SCENARIO=smoke, RUN_ARGS=...) through nginx, write its report
+run: venv ## up if needed, run a scenario (SCENARIO=smoke, RUN_ARGS=...) through nginx, write its report
+	@scripts/sysdeps.sh --optional
 	$(BIN)/python -m stack run $(SCENARIO) -- $(RUN_ARGS)
 
 down: ## stop the local stack

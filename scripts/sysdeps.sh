@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Check the system packages in scripts/apt-packages.txt; install the missing ones when root
-# (or with --install), otherwise print the one apt-get line to run and fail.
+# Check the system packages in scripts/apt-packages.txt; install the missing ones when root, otherwise print
+# the one apt-get line to run and fail (with --optional: warn and go on; the local stack leaves out what is
+# missing and says so).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 missing=()
@@ -14,6 +15,8 @@ if [[ $(id -u) -eq 0 ]]; then
   echo "installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && ${line} >/dev/null
+elif [[ "${1:-}" == "--optional" ]]; then
+  echo "warning: missing system packages (the stack leaves their parts out); to add them: sudo ${line}" >&2
 else
   echo "missing system packages; run:  sudo ${line}" >&2
   exit 1

@@ -64,6 +64,8 @@ PACKAGES = {
     "prometheus-redis-exporter": "prometheus-redis-exporter",
     "prometheus-node-exporter": "prometheus-node-exporter",
     "redis-server": "redis-server",
+    "postgres": "postgresql-15",
+    "initdb": "postgresql-15",
     "pg_isready": "postgresql-client",
     "pg_dump": "postgresql-client",
 }
@@ -116,8 +118,9 @@ class StackConfig:
             service[name] = env.get(name) or saved.get(name) or default
         service["JWT_SECRET"] = env.get("JWT_SECRET") or saved.get("JWT_SECRET") or secrets.token_hex(32)
         for name in SERVICE_PASSTHROUGH:
-            if env.get(name):
-                service[name] = env[name]
+            value = env.get(name) or saved.get(name)
+            if value:
+                service[name] = value
         service["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{ports['s3']}"
         service["BUILD_COMMIT"] = env.get("BUILD_COMMIT") or _commit()
         for name in ("DATABASE_URL", "REDIS_URL"):
@@ -148,8 +151,10 @@ def binary(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    for folder in ("/usr/sbin", "/usr/lib/postgresql/15/bin", "/usr/local/bin"):
-        candidate = Path(folder) / name
+    postgres_versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                               key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    for folder in (Path("/usr/sbin"), *postgres_versions, Path("/usr/local/bin")):
+        candidate = folder / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     return None

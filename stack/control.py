@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -44,13 +46,21 @@ def rpc(config: StackConfig) -> Any:
 
 
 def supervisord_pid(config: StackConfig) -> int | None:
-    """supervisord's pid when it runs for this state folder, else None."""
+    """supervisord's pid when it runs for this state folder, else None (a pid file left by a crash or a reboot,
+    whose pid another process may have taken since, is no supervisord of ours)."""
     try:
         pid = int((config.dir / "supervisord.pid").read_text().strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    command = _cmdline(pid)
+    return pid if "supervisord" in command and str(config.dir / "supervisord.conf") in command else None
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def running(config: StackConfig) -> bool:
@@ -127,15 +137,16 @@ def redis_answers(url: str) -> bool:
 # --- up
 def up(config: StackConfig, *, seed: bool = True, out: Any = sys.stdout) -> render.Plan:
     stop_legacy(config, out)
-    state = saved_state(config) if running(config) else {}
-    own_postgres = state.get("own_postgres", _needs_own("DATABASE_URL", config.database_url, database_answers))
-    own_redis = state.get("own_redis", _needs_own("REDIS_URL", config.redis_url, redis_answers))
+    is_up = running(config)
+    state = saved_state(config) if is_up else {}
+    if is_up:
+        _same_settings(config, state, out)
+        own_postgres, own_redis = bool(state.get("own_postgres")), bool(state.get("own_redis"))
+    else:
+        own_postgres = _needs_own("DATABASE_URL", config.database_url, database_answers)
+        own_redis = _needs_own("REDIS_URL", config.redis_url, redis_answers)
     the_plan = render.plan(config, own_postgres=own_postgres, own_redis=own_redis)
-    conf = render.supervisord_conf(config, the_plan)
-    if running(config):
-        if (config.dir / "supervisord.conf").read_text() != conf:
-            raise StackError(f"the stack in {config.dir} is up with other settings (replicas, ports or URLs): "
-                             "`make down` first")
+    if is_up:
         print(f"the stack in {config.dir} is up already: starting what is stopped", file=out)
     else:
         for program in the_plan.programs:
@@ -146,16 +157,40 @@ def up(config: StackConfig, *, seed: bool = True, out: Any = sys.stdout) -> rend
         if own_postgres:
             _initdb(config)
         _start_supervisord(config)
-    (config.dir / STATE_FILE).write_text(json.dumps({
-        "own_postgres": own_postgres, "own_redis": own_redis, "replicas": config.replicas, "ports": config.ports,
-        "skipped": the_plan.skipped, "programs": [p.name for p in the_plan.programs]}, indent=1) + "\n")
+        (config.dir / STATE_FILE).write_text(json.dumps({
+            "own_postgres": own_postgres, "own_redis": own_redis, **_settings(config),
+            "skipped": the_plan.skipped, "programs": [p.name for p in the_plan.programs]}, indent=1) + "\n")
     for name, why in the_plan.skipped.items():
         print(f"  not started: {name}: {why}", file=out)
-    for stage in (0, 1, 2):
-        if stage == 1:
-            prepare_database(config, seed=seed, out=out)
-        _start_stage(config, [p for p in the_plan.programs if p.stage == stage], out)
+    try:
+        for stage in (0, 1, 2):
+            if stage == 1:
+                prepare_database(config, seed=seed, out=out)
+            _start_stage(config, [p for p in the_plan.programs if p.stage == stage], out)
+    except StackError as exc:
+        raise StackError(f"{exc}. The stack is partly up: `make down` stops it") from None
     return the_plan
+
+
+def _settings(config: StackConfig) -> dict[str, Any]:
+    """What a running stack is built on (a change needs a restart), and a digest of each service setting (to
+    name the ones a running stack does not have, without keeping their values here)."""
+    digests = {k: hashlib.sha256(v.encode()).hexdigest()[:16] for k, v in config.service_env.items()
+               if k != "BUILD_COMMIT"}
+    return {"replicas": config.replicas, "ports": config.ports, "database_url": _redact(config.database_url),
+            "redis_url": config.redis_url, "settings": digests}
+
+
+def _same_settings(config: StackConfig, state: dict[str, Any], out: Any) -> None:
+    wanted = _settings(config)
+    differ = [key for key in ("replicas", "ports", "database_url", "redis_url") if state.get(key) != wanted[key]]
+    if differ:
+        raise StackError(f"the stack in {config.dir} is up with another {', '.join(differ)}: `make down` first")
+    running_settings = state.get("settings", {})
+    changed = sorted(k for k in set(wanted["settings"]) | set(running_settings)
+                     if wanted["settings"].get(k) != running_settings.get(k))
+    if changed:
+        print(f"  not applied to the running stack: {', '.join(changed)} (`make down`, then `make up`)", file=out)
 
 
 def _needs_own(name: str, url: str, answers: Any) -> bool:
@@ -184,7 +219,11 @@ def _initdb(config: StackConfig) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     command = [require("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
     if os.geteuid() == 0:          # PostgreSQL refuses to run as root: its folder belongs to the postgres user
-        shutil.chown(folder, "postgres", "postgres")
+        try:
+            shutil.chown(folder, "postgres", "postgres")
+        except LookupError:
+            raise StackError("PostgreSQL refuses to run as root and there is no postgres user to run it as: "
+                             "apt-get install postgresql-15, or point DATABASE_URL at a running server") from None
         command = ["runuser", "-u", "postgres", "--", *command]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -194,7 +233,8 @@ def _initdb(config: StackConfig) -> None:
 def _start_supervisord(config: StackConfig) -> None:
     config.logs.mkdir(parents=True, exist_ok=True)
     done = subprocess.run([config.python, "-m", "supervisor.supervisord", "-c", str(config.dir / "supervisord.conf")],
-                          capture_output=True, text=True, check=False, env={**os.environ, **config.service_env})
+                          capture_output=True, text=True, check=False,
+                          env=render.process_env(config, dict(os.environ)))
     if done.returncode != 0:
         raise StackError(f"supervisord did not start: {(done.stderr or done.stdout).strip().splitlines()[0]}")
     deadline = time.monotonic() + 15
@@ -223,8 +263,10 @@ def _start_stage(config: StackConfig, programs: list[render.Program], out: Any) 
 def _wait_ready(config: StackConfig, program: render.Program) -> None:
     server = rpc(config).supervisor
     deadline = time.monotonic() + READY_TIMEOUT
-    while not healthy(program):
+    while True:     # answering, and RUNNING for supervisord (up for its startsecs), so `status` agrees at once
         state = server.getProcessInfo(program.name)["statename"]
+        if state == "RUNNING" and healthy(program):
+            return
         if state in ("FATAL", "EXITED", "STOPPED") or time.monotonic() > deadline:
             raise StackError(f"{program.what} did not come up ({state}): {_last_line(config, program.name)} "
                              f"(see {config.logs / (program.name + '.log')})")
@@ -246,14 +288,17 @@ def _address(program: render.Program) -> str:
 
 def prepare_database(config: StackConfig, *, seed: bool, out: Any) -> None:
     """Create the service's database when missing, migrate it, create the bucket, seed a first volume."""
-    asyncio.run(_create_database(config.database_url))
+    try:
+        asyncio.run(_create_database(config.database_url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StackError(f"cannot create or reach the database of {_redact(config.database_url)}: {exc}") from None
     env = {**os.environ, **config.service_env}
     for step in (["migrate", "up"], ["init-storage"]):
         done = subprocess.run([config.python, "-m", "sut", *step], env=env, capture_output=True, text=True,
                               check=False)
         if done.returncode != 0:
             raise StackError(f"python -m sut {' '.join(step)} failed: {(done.stderr or done.stdout).strip()}")
-    if seed and asyncio.run(_count_conversations(config.database_url)) == 0:
+    if seed and _count(config.database_url) == 0:
         print("  seeding a first volume (python -m sut seed " + " ".join(SEED_ARGS) + ")", file=out)
         done = subprocess.run([config.python, "-m", "sut", "seed", *SEED_ARGS, "--no-progress"], env=env,
                               capture_output=True, text=True, check=False)
@@ -267,9 +312,16 @@ async def _create_database(url: str) -> None:
     admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            await admin.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
     finally:
         await admin.close()
+
+
+def _count(url: str) -> int:
+    try:
+        return asyncio.run(_count_conversations(url))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise StackError(f"cannot count the conversations of {_redact(url)}: {exc}") from None
 
 
 async def _count_conversations(url: str) -> int:
@@ -307,14 +359,17 @@ def down(config: StackConfig, *, out: Any = sys.stdout) -> bool:
 def stop_legacy(config: StackConfig, out: Any) -> bool:
     """Stop what the earlier bash local stack (scripts/local.sh) left running in the same folder."""
     stopped = False
+    marks = {"sut": " -m sut serve", "s3": " -m moto.server"}
     for name in LEGACY:
         path = config.dir / f"{name}.pid"
         if not path.exists():
             continue
         with contextlib.suppress(OSError, ValueError):
-            os.kill(int(path.read_text().strip()), signal.SIGTERM)
-            print(f"stopped {name} (started by the earlier local stack)", file=out)
-            stopped = True
+            pid = int(path.read_text().strip())
+            if marks[name] in _cmdline(pid):          # not a pid some other process took since
+                os.kill(pid, signal.SIGTERM)
+                print(f"stopped {name} (started by the earlier local stack)", file=out)
+                stopped = True
         path.unlink(missing_ok=True)
     return stopped
 
@@ -326,6 +381,8 @@ def status(config: StackConfig, *, out: Any = sys.stdout) -> int:
         print(f"the stack in {config.dir} is down (make up)", file=out)
         return 3
     state = saved_state(config)
+    if "replicas" in state and "ports" in state:    # the running stack's, whatever this shell's STACK_* say
+        config = dataclasses.replace(config, replicas=state["replicas"], ports=state["ports"])
     the_plan = render.plan(config, own_postgres=state.get("own_postgres", False),
                            own_redis=state.get("own_redis", False))
     infos = {info["name"]: info for info in rpc(config).supervisor.getAllProcessInfo()}
@@ -362,6 +419,8 @@ def _uptime(seconds: int) -> str:
 def log_files(config: StackConfig, names: list[str]) -> list[Path]:
     state = saved_state(config)
     known = state.get("programs", [])
+    if not known:
+        raise StackError(f"the stack in {config.dir} has not been up yet: no logs (make up)")
     if not names:
         names = known
     unknown = [n for n in names if n not in known]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +28,6 @@ class Program:
     port: int | None                  # what it listens on (checked free before it starts)
     probe: str                        # "http:<url>" answering 2xx, "tcp" (the port accepts), "redis", "postgres"
     stage: int                        # started stage by stage: 0 storage, 1 the service, 2 in front and around
-    env: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     stopsignal: str = "TERM"
     stopwaitsecs: int = 20
@@ -52,7 +51,7 @@ def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
         programs.append(Program(
             "postgres", [require("postgres"), "-D", str(d / "postgres" / "data"), "-p", str(url.port or 5432),
                          "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={d / 'postgres'}",
-                         "-c", "max_connections=200", "-c", "fsync=on"],
+                         "-c", "max_connections=300", "-c", "fsync=on"],
             url.port or 5432, "postgres", 0, user="postgres" if os.geteuid() == 0 else None, stopsignal="INT",
             stopwaitsecs=30, what="PostgreSQL (the stack's own)"))
     if own_redis:
@@ -67,15 +66,14 @@ def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
     for i, port in enumerate(config.sut_ports):
         programs.append(Program(
             f"sut-{i + 1}", [config.python, "-m", "sut", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            port, f"http:http://127.0.0.1:{port}/health", 1, env=config.service_env, what=f"service instance {i + 1}"))
+            port, f"http:http://127.0.0.1:{port}/health", 1, what=f"service instance {i + 1}"))
 
-    def optional(name: str, bin_name: str, command: list[str], port: int, probe: str, what: str,
-                 env: dict[str, str] | None = None) -> None:
+    def optional(name: str, bin_name: str, command: list[str], port: int, probe: str, what: str) -> None:
         path = binary(bin_name)
         if path is None:
             skipped[name] = f"{bin_name} is not installed (apt-get install {PACKAGES[bin_name]})"
             return
-        programs.append(Program(name, [path, *command], port, probe, 2, env=env or {}, what=what))
+        programs.append(Program(name, [path, *command], port, probe, 2, what=what))
 
     optional("nginx", "nginx", ["-p", str(d / "nginx"), "-c", str(d / "nginx" / "nginx.conf"),
                                 "-e", str(config.logs / "nginx-error.log")],
@@ -89,12 +87,10 @@ def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
         f"--config.file={ROOT / 'alerts' / 'alertmanager.yml'}", f"--storage.path={d / 'alertmanager'}",
         f"--web.listen-address=127.0.0.1:{config.ports['alertmanager']}", "--cluster.listen-address="],
         config.ports["alertmanager"], f"http:{config.url('alertmanager')}/-/ready", "Alertmanager")
-    db = urlsplit(config.database_url)
-    exporter_dsn = config.database_url + ("&" if db.query else "?") + "sslmode=disable"
     optional("postgres-exporter", "prometheus-postgres-exporter", [
         f"--web.listen-address=127.0.0.1:{config.ports['postgres-exporter']}"],
         config.ports["postgres-exporter"], f"http:{config.url('postgres-exporter')}/metrics",
-        "postgres_exporter", env={"DATA_SOURCE_NAME": exporter_dsn})
+        "postgres_exporter")
     optional("redis-exporter", "prometheus-redis-exporter", [
         f"--web.listen-address=127.0.0.1:{config.ports['redis-exporter']}", f"--redis.addr={config.redis_url}"],
         config.ports["redis-exporter"], f"http:{config.url('redis-exporter')}/metrics", "redis_exporter")
@@ -111,6 +107,15 @@ def nofile_limit() -> int:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return NOFILE_WANTED if hard == resource.RLIM_INFINITY else min(NOFILE_WANTED, hard)
+
+
+def process_env(config: StackConfig, base: dict[str, str]) -> dict[str, str]:
+    """The environment supervisord starts with and every process inherits: the service's settings, and the
+    postgres exporter's DSN. Passed this way, not as `environment=` lines, so no value needs quoting for
+    supervisord's config parser."""
+    db = urlsplit(config.database_url)
+    dsn = config.database_url + ("&" if db.query else "?") + "sslmode=disable"
+    return {**base, **config.service_env, "DATA_SOURCE_NAME": dsn}
 
 
 def supervisord_conf(config: StackConfig, the_plan: Plan) -> str:
@@ -132,19 +137,16 @@ def supervisord_conf(config: StackConfig, the_plan: Plan) -> str:
                   "stdout_logfile_maxbytes=20MB", "stdout_logfile_backups=2", f"priority={100 + 100 * p.stage}"]
         if p.user:
             lines.append(f"user={p.user}")
-        if p.env:
-            lines.append("environment=" + ",".join(f'{k}="{_env_value(v)}"' for k, v in sorted(p.env.items())))
         lines.append("")
     return "\n".join(lines)
 
 
 def nginx_conf(config: StackConfig) -> str:
-    """The local top-level file: compose's shared server (chat.conf) with loopback upstreams and state paths."""
+    """The local top-level file: state paths and limits around compose's upstreams and server (both rendered)."""
     d, limit = config.dir / "nginx", nofile_limit()
-    servers = "\n".join(f"        server 127.0.0.1:{port} max_fails=2 fail_timeout=5s;" for port in config.sut_ports)
     temp = "\n".join(f"    {kind}_temp_path {d / 'temp' / kind};" for kind in
                      ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""# the local stack's nginx (python -m stack renders this file): compose's server block, loopback upstreams
+    return f"""# the local stack's nginx (python -m stack renders this file): compose's upstreams and server
 daemon off;
 worker_processes auto;
 worker_rlimit_nofile {limit};
@@ -157,21 +159,28 @@ events {{
 
 http {{
 {temp}
-    upstream sut {{
-        zone sut 64k;
-        ip_hash;
-{servers}
-        keepalive 32;
-    }}
-    upstream sut_ws {{
-        zone sut_ws 64k;      # one count of open connections for all workers: least_conn balances across them
-        least_conn;
-{servers}
-    }}
+    include {d / 'upstreams.conf'};
     include {d / 'chat.conf'};
     access_log {config.logs / 'nginx-access.log'} chat buffer=64k flush=5s;
 }}
 """
+
+
+SERVER = re.compile(r"^(\s*)server\s+sut:5240(\s[^;]*)?;", re.MULTILINE)
+
+
+def nginx_upstreams(config: StackConfig) -> str:
+    """compose/nginx/upstreams.conf with each `server sut:5240 ...;` line repeated for every local instance."""
+    source = (COMPOSE / "nginx" / "upstreams.conf").read_text()
+
+    def local(match: re.Match[str]) -> str:
+        indent, params = match.group(1), match.group(2) or ""
+        return "\n".join(f"{indent}server 127.0.0.1:{port}{params};" for port in config.sut_ports)
+
+    rendered, count = SERVER.subn(local, source)
+    if count == 0:
+        raise ValueError("compose/nginx/upstreams.conf: no `server sut:5240` line to render")
+    return "# rendered from compose/nginx/upstreams.conf by python -m stack: only the server lines differ\n" + rendered
 
 
 LISTEN = re.compile(r"^(\s*)listen\s+[^;]+;", re.MULTILINE)
@@ -225,8 +234,11 @@ def write_all(config: StackConfig, the_plan: Plan) -> None:
     for sub in ("logs", "nginx/temp", "prometheus", "alertmanager", "redis"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     config.write_env_file()
-    (d / "supervisord.conf").write_text(supervisord_conf(config, the_plan))
+    conf = d / "supervisord.conf"
+    conf.write_text(supervisord_conf(config, the_plan))
+    conf.chmod(0o600)
     (d / "nginx" / "nginx.conf").write_text(nginx_conf(config))
+    (d / "nginx" / "upstreams.conf").write_text(nginx_upstreams(config))
     (d / "nginx" / "chat.conf").write_text(nginx_server(config))
     (d / "prometheus" / "prometheus.yml").write_text(prometheus_conf(config, the_plan))
 
@@ -237,5 +249,3 @@ def _quote(arg: str) -> str:
     return arg if arg and re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
 
 
-def _env_value(value: str) -> str:
-    return value.replace("%", "%%").replace('"', '\\"')

@@ -132,9 +132,13 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
     first = stack(env, "up", "--no-seed")
     assert first.returncode == 0, first.stderr + first.stdout
     assert "PostgreSQL (the stack's own)" in first.stdout and "Redis (the stack's own)" in first.stdout
+    before = running_pids(env)
     again = stack(env, "up", "--no-seed")
     assert again.returncode == 0, again.stderr
     assert "up already" in again.stdout
+    assert running_pids(env) == before and len(before) == 11        # nothing restarted, nothing added
+    other = stack({**env, "STACK_REPLICAS": "3"}, "up", "--no-seed")
+    assert other.returncode == 2 and "is up with another replicas: `make down` first" in other.stderr
 
     status = stack(env, "status")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -170,19 +174,34 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
     assert '"status": "healthy"' in troubleshooting.stdout and '0{"sid":' in troubleshooting.stdout
     assert "sut 127.0.0.1:" in troubleshooting.stdout and "S3 200" in troubleshooting.stdout
 
-    pids = [int(line.split()[2]) for line in stack(env, "status").stdout.splitlines()
-            if len(line.split()) > 2 and line.split()[1] == "RUNNING"]
+    # a scenario through the load balancer: the runner reads each instance and exports from the stack's Prometheus
+    run_root = Path(env["STACK_DIR"]) / "runs"
+    scenario = stack(env, "run", "smoke", "--", "--duration", "15s", "--run-dir-root", str(run_root), timeout=200)
+    assert scenario.returncode in (0, 1), scenario.stdout[-3000:] + scenario.stderr[-3000:]
+    assert f"--target {lb} --instances {','.join(instances)}" in scenario.stdout
+    assert "report: " in scenario.stdout and f"Prometheus           {prom}/alerts" in scenario.stdout
+    (run_dir,) = run_root.iterdir()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["instances"] == instances and set(meta["cpu"]["service_seconds"]) == set(instances)
+    assert (run_dir / "report.html").exists() and any((run_dir / "prom").iterdir())
+
+    pids = running_pids(env)
     supervisord = int((Path(env["STACK_DIR"]) / "supervisord.pid").read_text())
     assert len(pids) == 11
     done = stack(env, "down")
     assert done.returncode == 0, done.stderr
-    for pid in [*pids, supervisord]:
+    for pid in [*pids.values(), supervisord]:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"pid {pid} still running after down"
     ports = [int(env[variable]) for variable, _ in PORT_DEFAULTS.values() if variable != "STACK_LOCUST_METRICS_PORT"]
     ports += [int(env["STACK_SUT_PORT"]) + 1, *(urllib.parse.urlsplit(env[k]).port or 0
                                                 for k in ("DATABASE_URL", "REDIS_URL"))]
     assert [p for p in ports if listening(p)] == []
     assert "not running" in stack(env, "down").stdout
+
+
+def running_pids(env: dict[str, str]) -> dict[str, int]:
+    return {line.split()[0]: int(line.split()[2]) for line in stack(env, "status").stdout.splitlines()
+            if len(line.split()) > 2 and line.split()[1] == "RUNNING"}
 
 
 def run_troubleshooting_block(env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -72,13 +72,29 @@ def test_the_nginx_server_block_is_composes_with_only_the_listen_line_moved(tmp_
     assert changed == [("    listen 8080;", f"    listen 127.0.0.1:{cfg.ports['lb']};")]
 
 
+def test_the_upstreams_are_composes_with_one_server_line_per_local_instance(tmp_path: Path) -> None:
+    cfg = config(tmp_path, STACK_REPLICAS="2")
+    source = (COMPOSE / "nginx" / "upstreams.conf").read_text().splitlines()
+    rendered = render.nginx_upstreams(cfg).splitlines()[1:]
+    expected: list[str] = []
+    for line in source:
+        if "server sut:5240" in line:
+            expected += [line.replace("sut:5240", f"127.0.0.1:{port}") for port in cfg.sut_ports]
+        else:
+            expected.append(line)
+    assert rendered == expected
+    text = "\n".join(source)
+    sut, sticky = text.index("upstream sut {"), text.index("upstream sut_sticky {")
+    assert "least_conn;" in text[sut:sticky] and "zone sut " in text[sut:sticky]
+    assert "ip_hash;" in text[sticky:]
+
+
 def test_the_local_nginx_config_passes_nginx_t_and_balances_every_instance(tmp_path: Path) -> None:
     cfg = config(tmp_path, STACK_REPLICAS="3")
     render.write_all(cfg, a_plan(cfg))
-    conf = (cfg.dir / "nginx" / "nginx.conf").read_text()
+    upstreams = (cfg.dir / "nginx" / "upstreams.conf").read_text()
     for port in cfg.sut_ports:
-        assert conf.count(f"server 127.0.0.1:{port} ") == 2      # in the sticky and the least_conn upstream
-    assert "least_conn;" in conf and "ip_hash;" in conf and "zone sut_ws" in conf
+        assert upstreams.count(f"server 127.0.0.1:{port} ") == 2   # in the least_conn and the sticky upstream
     done = subprocess.run([NGINX, "-t", "-p", str(cfg.dir / "nginx"), "-c", str(cfg.dir / "nginx" / "nginx.conf"),
                            "-e", str(cfg.logs / "nginx-error.log")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -113,14 +129,25 @@ def test_a_missing_component_drops_its_scrape_job(tmp_path: Path) -> None:
     assert "node" not in jobs and "sut" in jobs
 
 
-def test_supervisord_starts_nothing_by_itself_and_quotes_what_it_passes(tmp_path: Path) -> None:
-    cfg = config(tmp_path, RATE_LIMIT_PER_SECOND="0", DATABASE_URL="postgresql://u:p%40ss@127.0.0.1:5432/messaging")
-    conf = render.supervisord_conf(cfg, a_plan(cfg, own=True))
-    programs = re.findall(r"^\[program:([\w-]+)\]", conf, re.MULTILINE)
+def test_supervisord_starts_nothing_by_itself_and_its_processes_inherit_the_settings(tmp_path: Path) -> None:
+    from supervisor.options import ServerOptions
+
+    secret = "ends-in-a-quote ; # %(here)s \"'"
+    cfg = config(tmp_path, RATE_LIMIT_PER_SECOND="0", JWT_SECRET=secret,
+                 DATABASE_URL="postgresql://u:p%40ss@127.0.0.1:5432/messaging")
+    render.write_all(cfg, a_plan(cfg, own=True))
+    conf_path = cfg.dir / "supervisord.conf"
+    conf = conf_path.read_text()
+    assert secret not in conf and "DATABASE_URL" not in conf       # settings go by the environment, unquoted
+    assert conf_path.stat().st_mode & 0o077 == 0
+    options = ServerOptions()
+    options.realize(["-c", str(conf_path)])                        # supervisord's own parser takes the file
+    programs = [group.name for group in options.process_group_configs]
     assert programs[:3] == ["postgres", "redis", "s3"] and "sut-2" in programs and "nginx" in programs
-    assert conf.count("autostart=false") == len(programs)
-    assert 'DATABASE_URL="postgresql://u:p%%40ss@127.0.0.1:5432/messaging"' in conf   # supervisord expands %
-    assert 'RATE_LIMIT_PER_SECOND="0"' in conf
+    assert all(not p.autostart for g in options.process_group_configs for p in g.process_configs)
+    env = render.process_env(cfg, {"PATH": "/usr/bin"})
+    assert env["JWT_SECRET"] == secret and env["RATE_LIMIT_PER_SECOND"] == "0" and env["PATH"] == "/usr/bin"
+    assert env["DATA_SOURCE_NAME"] == "postgresql://u:p%40ss@127.0.0.1:5432/messaging?sslmode=disable"
     if os.geteuid() == 0:
         assert "user=postgres" in conf
 
@@ -148,5 +175,5 @@ def test_status_and_down_of_a_stack_that_is_not_up(tmp_path: Path) -> None:
     assert status.returncode == 3 and "is down" in status.stdout
     down = _stack(env, "down")
     assert down.returncode == 0 and "is not running" in down.stdout
-    logs = _stack(env, "logs", "nope", "--no-follow")
-    assert logs.returncode == 2 and "no such process: nope" in logs.stderr
+    logs = _stack(env, "logs", "--no-follow")
+    assert logs.returncode == 2 and "has not been up yet" in logs.stderr
