@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stack.config import PORT_DEFAULTS, ROOT
-from tests.support import JWT_SECRET, ChatClient, auth, free_port, new_pair
+from tests.support import ADMIN_URL, JWT_SECRET, REDIS_URL, ChatClient, auth, db_url, free_port, new_pair
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -224,3 +224,25 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
     except OSError:
         return True
+
+
+def test_stack_uses_the_postgresql_and_redis_that_answer(tmp_path: Path) -> None:
+    """The usual case: DATABASE_URL and REDIS_URL answer, so the stack starts neither (one instance, no extras)."""
+    name = f"chat_stack_{os.getpid()}_{free_port()}"
+    env = {**os.environ, "STACK_DIR": str(tmp_path / "stack"), "JWT_SECRET": JWT_SECRET,
+           "DATABASE_URL": db_url(name), "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": f"socketio-{name}",
+           "REDIS_KEY_PREFIX": f"{name}:", "STACK_REPLICAS": "1"}
+    for variable, _default in PORT_DEFAULTS.values():
+        env[variable] = str(free_port())
+    try:
+        up = stack(env, "up", "--no-seed")
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert "the stack's own" not in up.stdout                  # the database was created and migrated
+        status = stack(env, "status")
+        assert status.returncode == 0, status.stdout
+        rows = {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()[1:] if line.strip()}
+        assert rows.get("(postgres)") == "external" and rows.get("(redis)") == "external"
+        assert "postgres" not in rows and "redis" not in rows and "sut-2" not in rows
+    finally:
+        assert stack(env, "down").returncode == 0
+        subprocess.run(["psql", ADMIN_URL, "-qc", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'], check=False)

@@ -177,3 +177,17 @@ def test_status_and_down_of_a_stack_that_is_not_up(tmp_path: Path) -> None:
     assert down.returncode == 0 and "is not running" in down.stdout
     logs = _stack(env, "logs", "--no-follow")
     assert logs.returncode == 2 and "has not been up yet" in logs.stderr
+
+
+def test_a_missing_binary_leaves_its_part_out_and_names_the_package(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config(tmp_path)
+    real = render.binary
+    monkeypatch.setattr(render, "binary", lambda name: None if name in ("nginx", "prometheus") else real(name))
+    the_plan = a_plan(cfg)
+    assert the_plan.skipped == {"nginx": "nginx is not installed (apt-get install nginx)",
+                                "prometheus": "prometheus is not installed (apt-get install prometheus)"}
+    assert {"nginx", "prometheus"}.isdisjoint(p.name for p in the_plan.programs)
+    monkeypatch.setattr("stack.config.binary", lambda name: None)
+    with pytest.raises(StackError, match=re.escape("postgres is not installed: apt-get install postgresql-15")):
+        render.plan(cfg, own_postgres=True, own_redis=False)
