@@ -31,7 +31,7 @@ import asyncpg
 from supervisor.xmlrpc import SupervisorTransport
 
 from stack import render
-from stack.config import StackConfig, require
+from stack.config import PORT_DEFAULTS, StackConfig, require
 from stack.errors import StackError
 
 READY_TIMEOUT = 60.0
@@ -203,8 +203,6 @@ def _needs_own(name: str, url: str, answers: Any) -> bool:
 
 
 def _port_variable(program: render.Program) -> str:
-    from stack.config import PORT_DEFAULTS
-
     key = "sut" if program.name.startswith("sut-") else {"nginx": "lb"}.get(program.name, program.name)
     if key in PORT_DEFAULTS:
         return PORT_DEFAULTS[key][0] + "=..."
