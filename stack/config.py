@@ -34,6 +34,7 @@ PORT_DEFAULTS: dict[str, tuple[str, int]] = {
     "redis-exporter": ("STACK_REDIS_EXPORTER_PORT", 9121),
     "node-exporter": ("STACK_NODE_EXPORTER_PORT", 9100),
     "locust": ("STACK_LOCUST_METRICS_PORT", 9646),  # scraped only: the scenario runner's load generator
+    "alert-sink": ("STACK_ALERT_SINK_PORT", 5001),  # where alerts/alertmanager.yml's webhooks go
 }
 
 # the service's settings the stack chooses (the rest keep the service's own defaults or the environment's)

@@ -83,8 +83,11 @@ def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
         f"--web.listen-address=127.0.0.1:{config.ports['prometheus']}", "--web.enable-lifecycle",
         "--storage.tsdb.retention.time=15d"],
         config.ports["prometheus"], f"http:{config.url('prometheus')}/-/ready", "Prometheus")
+    programs.append(Program(
+        "alert-sink", [config.python, "-m", "stack.alertsink", "--port", str(config.ports["alert-sink"])],
+        config.ports["alert-sink"], f"http:{config.url('alert-sink')}/", 2, what="alert sink (webhooks)"))
     optional("alertmanager", "prometheus-alertmanager", [
-        f"--config.file={ROOT / 'alerts' / 'alertmanager.yml'}", f"--storage.path={d / 'alertmanager'}",
+        f"--config.file={d / 'alertmanager' / 'alertmanager.yml'}", f"--storage.path={d / 'alertmanager'}",
         f"--web.listen-address=127.0.0.1:{config.ports['alertmanager']}", "--cluster.listen-address="],
         config.ports["alertmanager"], f"http:{config.url('alertmanager')}/-/ready", "Alertmanager")
     optional("postgres-exporter", "prometheus-postgres-exporter", [
@@ -228,6 +231,18 @@ def prometheus_conf(config: StackConfig, the_plan: Plan) -> str:
             + yaml.safe_dump(rendered, sort_keys=False))
 
 
+SINK = "http://127.0.0.1:5001/"
+
+
+def alertmanager_conf(config: StackConfig) -> str:
+    """alerts/alertmanager.yml with its webhook receivers moved to the stack's alert sink."""
+    source = (ROOT / "alerts" / "alertmanager.yml").read_text()
+    if SINK not in source:
+        raise ValueError(f"alerts/alertmanager.yml: no receiver at {SINK} to point at the stack's alert sink")
+    return ("# rendered from alerts/alertmanager.yml by python -m stack: only the webhook address differs\n"
+            + source.replace(SINK, f"{config.url('alert-sink')}/"))
+
+
 def write_all(config: StackConfig, the_plan: Plan) -> None:
     """Every file the stack's processes read, under the state folder."""
     d = config.dir
@@ -241,6 +256,7 @@ def write_all(config: StackConfig, the_plan: Plan) -> None:
     (d / "nginx" / "upstreams.conf").write_text(nginx_upstreams(config))
     (d / "nginx" / "chat.conf").write_text(nginx_server(config))
     (d / "prometheus" / "prometheus.yml").write_text(prometheus_conf(config, the_plan))
+    (d / "alertmanager" / "alertmanager.yml").write_text(alertmanager_conf(config))
 
 
 def _quote(arg: str) -> str:

@@ -136,13 +136,13 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
     again = stack(env, "up", "--no-seed")
     assert again.returncode == 0, again.stderr
     assert "up already" in again.stdout
-    assert running_pids(env) == before and len(before) == 11        # nothing restarted, nothing added
+    assert running_pids(env) == before and len(before) == 12        # nothing restarted, nothing added
     other = stack({**env, "STACK_REPLICAS": "3"}, "up", "--no-seed")
     assert other.returncode == 2 and "is up with another replicas: `make down` first" in other.stderr
 
     status = stack(env, "status")
     assert status.returncode == 0, status.stdout + status.stderr
-    for name in ("postgres", "redis", "s3", "sut-1", "sut-2", "nginx", "prometheus", "alertmanager",
+    for name in ("postgres", "redis", "s3", "sut-1", "sut-2", "nginx", "prometheus", "alert-sink", "alertmanager",
                  "postgres-exporter", "redis-exporter", "node-exporter"):
         assert any(line.split()[:2] == [name, "RUNNING"] and " ok " in line for line in status.stdout.splitlines()), \
             (name, status.stdout)
@@ -169,6 +169,22 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
     with urllib.request.urlopen(f"{prom}/api/v1/rules", timeout=5) as resp:
         assert len(json.load(resp)["data"]["groups"]) >= 5
 
+    # Alertmanager (the shared routing, its webhooks moved to the stack's sink) notifies the sink
+    alert = [{"labels": {"alertname": "StackTestAlert", "severity": "critical", "job": "sut"},
+              "annotations": {"summary": "posted by the stack test"}}]
+    request = urllib.request.Request(f"http://127.0.0.1:{env['STACK_ALERTMANAGER_PORT']}/api/v2/alerts",
+                                     data=json.dumps(alert).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert resp.status == 200
+    sink_log = Path(env["STACK_DIR"]) / "logs" / "alert-sink.log"
+    deadline = time.monotonic() + 40                        # the pager route's group_wait is 10 s
+    notified: list[dict[str, Any]] = []
+    while not notified and time.monotonic() < deadline:
+        time.sleep(0.5)
+        notified = [json.loads(line) for line in sink_log.read_text().splitlines()
+                    if '"StackTestAlert"' in line] if sink_log.exists() else []
+    assert notified and notified[0]["receiver"] == "pager" and notified[0]["status"] == "firing", notified
+
     troubleshooting = run_troubleshooting_block(env)
     assert troubleshooting.returncode == 0, troubleshooting.stdout[-3000:] + troubleshooting.stderr[-3000:]
     assert '"status": "healthy"' in troubleshooting.stdout and '0{"sid":' in troubleshooting.stdout
@@ -187,7 +203,7 @@ def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(st
 
     pids = running_pids(env)
     supervisord = int((Path(env["STACK_DIR"]) / "supervisord.pid").read_text())
-    assert len(pids) == 11
+    assert len(pids) == 12
     done = stack(env, "down")
     assert done.returncode == 0, done.stderr
     for pid in [*pids.values(), supervisord]:

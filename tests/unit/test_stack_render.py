@@ -3,11 +3,14 @@ checked by the real tools (nginx -t, promtool), and the errors a user can cause.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ import yaml
 from stack import render
 from stack.config import COMPOSE, PORT_DEFAULTS, ROOT, StackConfig
 from stack.errors import StackError
-from tests.support import free_port
+from tests.support import answers, free_port
 
 NGINX = "/usr/sbin/nginx"
 
@@ -34,7 +37,8 @@ def a_plan(cfg: StackConfig, *, own: bool = False) -> render.Plan:
 def test_defaults_are_the_design_ports_and_two_replicas(tmp_path: Path) -> None:
     cfg = StackConfig.load({"STACK_DIR": str(tmp_path)})
     assert cfg.ports == {"lb": 8080, "sut": 5240, "prometheus": 9090, "alertmanager": 9093, "s3": 9000,
-                         "postgres-exporter": 9187, "redis-exporter": 9121, "node-exporter": 9100, "locust": 9646}
+                         "postgres-exporter": 9187, "redis-exporter": 9121, "node-exporter": 9100, "locust": 9646,
+                         "alert-sink": 5001}
     assert cfg.sut_ports == [5240, 5241]
     assert cfg.service_env["S3_ENDPOINT_URL"] == "http://127.0.0.1:9000"
     assert len(cfg.service_env["JWT_SECRET"]) >= 32
@@ -120,6 +124,19 @@ def test_the_local_prometheus_config_is_composes_with_loopback_targets_and_loads
         assert re.search(r"SUCCESS: \d+ rules found", done.stdout) and name in done.stdout, done.stdout
 
 
+def test_the_local_alertmanager_config_is_the_shared_one_with_the_sink_address(tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    render.write_all(cfg, a_plan(cfg))
+    source = (ROOT / "alerts" / "alertmanager.yml").read_text().splitlines()
+    path = cfg.dir / "alertmanager" / "alertmanager.yml"
+    rendered = path.read_text().splitlines()[1:]
+    changed = [(a, b) for a, b in zip(source, rendered, strict=True) if a != b]
+    assert len(changed) == 3
+    assert all(a.replace("127.0.0.1:5001", f"127.0.0.1:{cfg.ports['alert-sink']}") == b for a, b in changed)
+    done = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_a_missing_component_drops_its_scrape_job(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     full = a_plan(cfg)
@@ -191,3 +208,33 @@ def test_a_missing_binary_leaves_its_part_out_and_names_the_package(tmp_path: Pa
     monkeypatch.setattr("stack.config.binary", lambda name: None)
     with pytest.raises(StackError, match=re.escape("postgres is not installed: apt-get install postgresql-15")):
         render.plan(cfg, own_postgres=True, own_redis=False)
+
+
+def test_the_alert_sink_prints_a_line_per_alert_and_refuses_what_is_not_a_notification(tmp_path: Path) -> None:
+    port = free_port()
+    with open(tmp_path / "sink.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "stack.alertsink", "--port", str(port)], stdout=log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert answers(f"{url}/", proc, within=10, timeout=1, pause=0.05)
+
+        def post(body: bytes) -> int:
+            request = urllib.request.Request(f"{url}/tickets", data=body, headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=5) as resp:
+                    return int(resp.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert post(b"not json") == 400
+        assert post(b'{"no": "alerts"}') == 400
+        notification = {"receiver": "tickets", "alerts": [
+            {"status": "firing", "labels": {"alertname": "A", "severity": "warning"}, "annotations": {}},
+            {"status": "resolved", "labels": {"alertname": "B"}, "annotations": {"summary": "s"}}]}
+        assert post(json.dumps(notification).encode()) == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lines = [json.loads(line) for line in (tmp_path / "sink.log").read_text().splitlines()]
+    assert [(x["receiver"], x["alertname"], x["status"]) for x in lines] == [("tickets", "A", "firing"),
+                                                                             ("tickets", "B", "resolved")]
