@@ -40,7 +40,7 @@ OUTPUTS = {ROOT / "runs"}
 # what the service names in other files expect (compose/nginx/upstreams.conf, compose/prometheus/prometheus.yml)
 EXPECTED_SERVICES = {"sut", "nginx", "migrate", "postgres", "redis", "minio", "minio-init", "prometheus",
                      "alertmanager", "grafana", "postgres-exporter", "redis-exporter", "node-exporter",
-                     "locust-master", "locust-worker"}
+                     "locust-master", "locust-worker", "alert-sink"}
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^${}]*))?\}")
 
@@ -322,6 +322,15 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
         assert has_healthcheck(name), name
     for name in ONE_SHOTS:
         assert SERVICES[name].get("restart") == "no", name
+
+
+def test_the_alert_sink_answers_where_the_shared_alertmanager_config_sends() -> None:
+    sink = SERVICES["alert-sink"]
+    assert sink["network_mode"] == "service:alertmanager"          # 127.0.0.1 is Alertmanager's own loopback
+    port = command("alert-sink")[command("alert-sink").index("--port") + 1]
+    routes = (ROOT / "alerts" / "alertmanager.yml").read_text()
+    assert f"http://127.0.0.1:{port}/" in routes
+    assert "ports" not in sink
 
 
 def test_migrations_run_once_before_the_replicas() -> None:
