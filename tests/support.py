@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sut.auth import encode_token
@@ -39,6 +40,36 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def server_ports(count: int, *, consecutive: int = 1) -> list[int]:
+    """`count` distinct ports, each the first of `consecutive` free ones, below the kernel's ephemeral range: for
+    servers that start seconds after their port is picked. A port from free_port() lies in that range, where any
+    outgoing connection (a pool, a client) may take it meanwhile; the kernel never hands these out by itself."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    picked: list[int] = []
+    taken: set[int] = set()
+    while len(picked) < count:
+        port = random.randrange(10000, low - consecutive)
+        block = set(range(port, port + consecutive))
+        if block & taken or not all(_bindable(p) for p in block):
+            continue
+        picked.append(port)
+        taken |= block
+    return picked
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def db_url(name: str) -> str:

@@ -26,7 +26,17 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stack.config import PORT_DEFAULTS, ROOT
-from tests.support import ADMIN_URL, JWT_SECRET, REDIS_URL, ChatClient, auth, db_url, free_port, new_pair
+from tests.support import (
+    ADMIN_URL,
+    JWT_SECRET,
+    REDIS_URL,
+    ChatClient,
+    auth,
+    db_url,
+    free_port,
+    new_pair,
+    server_ports,
+)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -41,12 +51,14 @@ def stack_env() -> Iterator[dict[str, str]]:
     # not pytest's tmp_path: as root the stack's PostgreSQL runs as the postgres user, who must reach its folder
     folder = Path(tempfile.mkdtemp(prefix="chatload-stack-"))
     folder.chmod(0o755)
-    env = {**os.environ, "STACK_DIR": str(folder), "JWT_SECRET": JWT_SECRET, "RATE_LIMIT_PER_SECOND": "0",
-           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/messaging",
-           "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
-    for variable, _default in PORT_DEFAULTS.values():
-        env[variable] = str(free_port())
-    env["STACK_SUT_PORT"] = str(_two_free_ports())
+    ports = stack_ports()
+    postgres, redis = server_ports(2)
+    used = {int(p) for p in ports.values()} | {int(ports["STACK_SUT_PORT"]) + 1}
+    while {postgres, redis} & used:
+        postgres, redis = server_ports(2)
+    env = {**os.environ, "STACK_DIR": str(folder), "JWT_SECRET": JWT_SECRET, "RATE_LIMIT_PER_SECOND": "0", **ports,
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{postgres}/messaging",
+           "REDIS_URL": f"redis://127.0.0.1:{redis}/0"}
     try:
         yield env
     finally:
@@ -54,12 +66,14 @@ def stack_env() -> Iterator[dict[str, str]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _two_free_ports() -> int:
-    for _ in range(50):
-        port = free_port()
-        if port < 65535 and _free(port + 1):
-            return port
-    raise RuntimeError("no two consecutive free ports")
+def stack_ports() -> dict[str, str]:
+    """A port for every STACK_*_PORT (two in a row for the instances), out of the way of outgoing connections."""
+    variables = [variable for variable, _default in PORT_DEFAULTS.values() if variable != "STACK_SUT_PORT"]
+    ports = dict(zip(variables, map(str, server_ports(len(variables))), strict=True))
+    (sut,) = server_ports(1, consecutive=2)
+    while str(sut) in ports.values() or str(sut + 1) in ports.values():
+        (sut,) = server_ports(1, consecutive=2)
+    return {**ports, "STACK_SUT_PORT": str(sut)}
 
 
 def _free(port: int) -> bool:
@@ -247,9 +261,7 @@ def test_stack_uses_the_postgresql_and_redis_that_answer(tmp_path: Path) -> None
     name = f"chat_stack_{os.getpid()}_{free_port()}"
     env = {**os.environ, "STACK_DIR": str(tmp_path / "stack"), "JWT_SECRET": JWT_SECRET,
            "DATABASE_URL": db_url(name), "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": f"socketio-{name}",
-           "REDIS_KEY_PREFIX": f"{name}:", "STACK_REPLICAS": "1"}
-    for variable, _default in PORT_DEFAULTS.values():
-        env[variable] = str(free_port())
+           "REDIS_KEY_PREFIX": f"{name}:", "STACK_REPLICAS": "1", **stack_ports()}
     try:
         up = stack(env, "up", "--no-seed")
         assert up.returncode == 0, up.stderr + up.stdout
