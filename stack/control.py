@@ -222,6 +222,10 @@ def _initdb(config: StackConfig) -> None:
         except LookupError:
             raise StackError("PostgreSQL refuses to run as root and there is no postgres user to run it as: "
                              "apt-get install postgresql-15, or point DATABASE_URL at a running server") from None
+        if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(folder)], check=False).returncode:
+            raise StackError(f"the postgres user cannot enter {folder} (a folder above it is closed to other "
+                             "users): move the stack with STACK_DIR=/var/tmp/chatload-stack, or point DATABASE_URL "
+                             "at a running server")
         command = ["runuser", "-u", "postgres", "--", *command]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:

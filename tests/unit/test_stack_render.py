@@ -238,3 +238,15 @@ def test_the_alert_sink_prints_a_line_per_alert_and_refuses_what_is_not_a_notifi
     lines = [json.loads(line) for line in (tmp_path / "sink.log").read_text().splitlines()]
     assert [(x["receiver"], x["alertname"], x["status"]) for x in lines] == [("tickets", "A", "firing"),
                                                                              ("tickets", "B", "resolved")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the stack's PostgreSQL as another user")
+def test_a_state_folder_the_postgres_user_cannot_enter_is_one_clear_line(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    env = {"STACK_DIR": str(closed / "stack"), **{var: str(free_port()) for var, _ in PORT_DEFAULTS.values()},
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/messaging"}
+    done = _stack(env, "up", "--no-seed")
+    assert done.returncode == 2
+    assert f"the postgres user cannot enter {closed / 'stack' / 'postgres'}" in done.stderr
+    assert not (closed / "stack" / "supervisord.pid").exists()
