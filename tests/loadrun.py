@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import JWT_SECRET, ServiceProcess, free_port
+from tests.support import JWT_SECRET, ServiceProcess, server_port
 
 
 def scenario_file(tmp_path: Path, *, seconds: int, slos: str, pairs: int = 6, rate: int = 12, rest: int = 2,
@@ -38,7 +38,7 @@ def start_run(scenario: str | Path, targets: list[ServiceProcess], tmp_path: Pat
     env.pop("JWT_SECRET", None)
     cmd = [sys.executable, "-m", "scenarios", "run", str(scenario),
            "--target", ",".join(t.url for t in targets), "--run-dir-root", str(tmp_path / "runs"),
-           "--metrics-port", str(metrics_port or free_port()), "--jwt-secret", JWT_SECRET, "--no-seed",
+           "--metrics-port", str(metrics_port or server_port()), "--jwt-secret", JWT_SECRET, "--no-seed",
            "--prometheus", "http://127.0.0.1:1", *extra]
     return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -42,6 +42,11 @@ def free_port() -> int:
         return port
 
 
+def server_port() -> int:
+    """One port for a server of the tests' own (see server_ports)."""
+    return server_ports(1)[0]
+
+
 def server_ports(count: int, *, consecutive: int = 1) -> list[int]:
     """`count` distinct ports, each the first of `consecutive` free ones, below the kernel's ephemeral range: for
     servers that start seconds after their port is picked. A port from free_port() lies in that range, where any
@@ -126,7 +131,7 @@ class MotoServer:
     """moto's S3 server as a real HTTP endpoint on a free loopback port."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = server_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -151,7 +156,7 @@ class PrometheusServer:
 
     def __init__(self, workdir: str, jobs: dict[str, list[str]], *, scrape_interval: str = "1s",
                  rule_files: list[str] | None = None) -> None:
-        self.port = free_port()
+        self.port = server_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         scrape = "".join(
@@ -197,7 +202,7 @@ class Exporter:
     """A Debian-packaged Prometheus exporter on a free loopback port."""
 
     def __init__(self, binary: str, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+        self.port = server_port()
         self.address = f"127.0.0.1:{self.port}"
         self.cmd = [binary, f"--web.listen-address={self.address}", *args]
         self.env = {**os.environ, **(env or {})}
@@ -221,7 +226,7 @@ class TcpProxy:
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
-        self.port = free_port()
+        self.port = server_port()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -348,7 +353,7 @@ class ServiceProcess:
     """`python -m sut serve` as a real process on a fixed free port (it keeps the port across restarts)."""
 
     def __init__(self, env: dict[str, str], log_path: str) -> None:
-        self.port = free_port()
+        self.port = server_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**env, "PORT": str(self.port)}
         self.log_path = log_path

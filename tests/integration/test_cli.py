@@ -19,7 +19,7 @@ from sut.db import migrations
 from sut.domain import Principal, Role
 from sut.settings import Settings
 from tests.conftest import BUCKET
-from tests.support import JWT_SECRET, REDIS_URL, MotoServer, free_port, service_env
+from tests.support import JWT_SECRET, REDIS_URL, MotoServer, server_port, service_env
 
 
 def sut(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -83,7 +83,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 20) -> 
 def served(database_url: str, s3_server: MotoServer,
            base_settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """A `serve` process on a free port; base_settings has created the upload bucket."""
-    port = free_port()
+    port = server_port()
     env = service_env(
         DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
         AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", S3_ENDPOINT_URL=s3_server.url,

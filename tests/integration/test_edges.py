@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from sut.app import create_app
 from sut.settings import Settings
 from tests.integration.test_messages import send, start
-from tests.support import JWT_SECRET, ChatClient, Pair, auth, free_port, new_pair
+from tests.support import JWT_SECRET, ChatClient, Pair, auth, new_pair, server_port
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -93,7 +93,7 @@ async def test_a_malformed_send_counts_as_rejected(client: Client) -> None:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis of the test's own: pausing it must not stall anyone else."""
-    port = free_port()
+    port = server_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -19,8 +19,8 @@ from tests.support import (
     MotoServer,
     PrometheusServer,
     ServiceProcess,
-    free_port,
     instance_env,
+    server_port,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def the_run(tmp_path: Path) -> Path:
 
 def test_a_short_run_passes_with_every_file_and_nothing_lost(instances: list[ServiceProcess],
                                                                tmp_path: Path) -> None:
-    metrics_port = free_port()
+    metrics_port = server_port()
     prometheus = PrometheusServer(str(tmp_path), {"sut": [i.url.removeprefix("http://") for i in instances],
                                                   "locust": [f"127.0.0.1:{metrics_port}"]})
     prometheus.start()

@@ -48,6 +48,7 @@ from tests.support import (
     free_port,
     instance_env,
     new_id,
+    server_port,
 )
 
 JOBS = {"sut", "locust", "postgres", "redis", "node"}
@@ -123,7 +124,7 @@ def stack(database_url: str, s3_server: MotoServer, base_settings: Settings,
     }
     rules = work / "rules"
     shutil.copytree(RULES, rules)
-    metrics_port = free_port()
+    metrics_port = server_port()
     prometheus = PrometheusServer(
         str(work), {"sut": [i.url.removeprefix("http://") for i in instances],
                     "locust": [f"127.0.0.1:{metrics_port}"], **{k: [e.address] for k, e in exporters.items()}},
