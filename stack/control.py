@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 import xmlrpc.client
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -193,7 +194,7 @@ def _same_settings(config: StackConfig, state: dict[str, Any], out: Any) -> None
         print(f"  not applied to the running stack: {', '.join(changed)} (`make down`, then `make up`)", file=out)
 
 
-def _needs_own(name: str, url: str, answers: Any) -> bool:
+def _needs_own(name: str, url: str, answers: Callable[[str], bool]) -> bool:
     if answers(url):
         return False
     host = urlsplit(url).hostname

@@ -38,8 +38,6 @@ class Program:
 class Plan:
     programs: list[Program]
     skipped: dict[str, str]           # component -> why it is not part of this stack (a binary is missing)
-    own_postgres: bool
-    own_redis: bool
 
 
 def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
@@ -100,7 +98,7 @@ def plan(config: StackConfig, *, own_postgres: bool, own_redis: bool) -> Plan:
     optional("node-exporter", "prometheus-node-exporter", [
         f"--web.listen-address=127.0.0.1:{config.ports['node-exporter']}"],
         config.ports["node-exporter"], f"http:{config.url('node-exporter')}/metrics", "node_exporter")
-    return Plan(programs, skipped, own_postgres, own_redis)
+    return Plan(programs, skipped)
 
 
 def nofile_limit() -> int:

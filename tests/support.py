@@ -60,14 +60,15 @@ def server_ports(count: int, *, consecutive: int = 1) -> list[int]:
     while len(picked) < count:
         port = random.randrange(10000, low - consecutive)
         block = set(range(port, port + consecutive))
-        if block & taken or not all(_bindable(p) for p in block):
+        if block & taken or not all(bindable(p) for p in block):
             continue
         picked.append(port)
         taken |= block
     return picked
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Nothing listens on the port (connections in TIME_WAIT are no owner)."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

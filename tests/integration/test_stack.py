@@ -32,6 +32,7 @@ from tests.support import (
     REDIS_URL,
     ChatClient,
     auth,
+    bindable,
     db_url,
     free_port,
     new_pair,
@@ -51,11 +52,7 @@ def stack_env() -> Iterator[dict[str, str]]:
     # not pytest's tmp_path: as root the stack's PostgreSQL runs as the postgres user, who must reach its folder
     folder = Path(tempfile.mkdtemp(prefix="chatload-stack-"))
     folder.chmod(0o755)
-    ports = stack_ports()
-    postgres, redis = server_ports(2)
-    used = {int(p) for p in ports.values()} | {int(ports["STACK_SUT_PORT"]) + 1}
-    while {postgres, redis} & used:
-        postgres, redis = server_ports(2)
+    ports, (postgres, redis) = stack_ports(extra=2)
     env = {**os.environ, "STACK_DIR": str(folder), "JWT_SECRET": JWT_SECRET, "RATE_LIMIT_PER_SECOND": "0", **ports,
            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{postgres}/messaging",
            "REDIS_URL": f"redis://127.0.0.1:{redis}/0"}
@@ -66,27 +63,13 @@ def stack_env() -> Iterator[dict[str, str]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def stack_ports() -> dict[str, str]:
-    """A port for every STACK_*_PORT (two in a row for the instances), out of the way of outgoing connections."""
-    variables = [variable for variable, _default in PORT_DEFAULTS.values() if variable != "STACK_SUT_PORT"]
-    ports = dict(zip(variables, map(str, server_ports(len(variables))), strict=True))
-    (sut,) = server_ports(1, consecutive=2)
-    while str(sut) in ports.values() or str(sut + 1) in ports.values():
-        (sut,) = server_ports(1, consecutive=2)
-    return {**ports, "STACK_SUT_PORT": str(sut)}
-
-
-def _free(port: int) -> bool:
-    """Nothing listens there (connections in TIME_WAIT from the test's own clients are no owner)."""
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def stack_ports(extra: int = 0) -> tuple[dict[str, str], list[int]]:
+    """A port for every STACK_*_PORT and `extra` more, out of the way of outgoing connections. Each is the first
+    of two free ones, so STACK_SUT_PORT has room for the second instance."""
+    variables = [variable for variable, _default in PORT_DEFAULTS.values()]
+    ports = server_ports(len(variables) + extra, consecutive=2)
+    named, more = ports[:len(variables)], ports[len(variables):]
+    return dict(zip(variables, map(str, named), strict=True)), more
 
 
 async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:
@@ -138,7 +121,7 @@ def prometheus(base: str, query: str) -> list[dict[str, Any]]:
 
 
 def listening(port: int) -> bool:
-    return not _free(port)
+    return not bindable(port)
 
 
 def test_stack_up_balances_sockets_over_two_instances_and_down_leaves_nothing(stack_env: dict[str, str]) -> None:
@@ -261,7 +244,7 @@ def test_stack_uses_the_postgresql_and_redis_that_answer(tmp_path: Path) -> None
     name = f"chat_stack_{os.getpid()}_{free_port()}"
     env = {**os.environ, "STACK_DIR": str(tmp_path / "stack"), "JWT_SECRET": JWT_SECRET,
            "DATABASE_URL": db_url(name), "REDIS_URL": REDIS_URL, "SOCKETIO_CHANNEL": f"socketio-{name}",
-           "REDIS_KEY_PREFIX": f"{name}:", "STACK_REPLICAS": "1", **stack_ports()}
+           "REDIS_KEY_PREFIX": f"{name}:", "STACK_REPLICAS": "1", **stack_ports()[0]}
     try:
         up = stack(env, "up", "--no-seed")
         assert up.returncode == 0, up.stderr + up.stdout

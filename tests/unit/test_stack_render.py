@@ -141,7 +141,7 @@ def test_a_missing_component_drops_its_scrape_job(tmp_path: Path) -> None:
     cfg = config(tmp_path)
     full = a_plan(cfg)
     without = render.Plan([p for p in full.programs if p.name != "node-exporter"],
-                          {"node-exporter": "prometheus-node-exporter is not installed"}, False, False)
+                          {"node-exporter": "prometheus-node-exporter is not installed"})
     jobs = [j["job_name"] for j in yaml.safe_load(render.prometheus_conf(cfg, without))["scrape_configs"]]
     assert "node" not in jobs and "sut" in jobs
 
