@@ -31,7 +31,7 @@ BUSIEST_THROUGHPUT = 8  # request names with a requests/s line
 PLOT_FILES = ("latency.png", "throughput.png", "schedule_lag.png")
 
 COLUMNS = {"label": str, "delivery": bool, "lag": bool, "worker": str, "bin": int, "duration": float, "count": int,
-           "failures": int, "hdr": str}
+           "failures": int, "record": object}
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def records_frame(run: RunData) -> pd.DataFrame:
     t0 = run.timeline.t0
     rows = [
         (run.label(s), s.is_delivery, s.is_lag, r.worker, math.floor((r.mid - t0) / BIN_SECONDS), r.end - r.start,
-         r.count, r.failures, r.hdr)
+         r.count, r.failures, r)
         for s in run.series for r in s.records
     ]
     return pd.DataFrame(rows, columns=list(COLUMNS)).astype(COLUMNS)
@@ -68,13 +68,12 @@ def percentile_bins(frame: pd.DataFrame, percents: tuple[float, ...]) -> pd.Data
     if frame.empty:
         return pd.DataFrame(rows)
     for bin_index, group in frame.groupby("bin"):
-        histogram = merge(group["hdr"])
-        if histogram.get_total_count() == 0:
+        histogram = merge(r.counts for r in group["record"])
+        if histogram.total == 0:
             continue
-        values = histogram.get_percentile_to_value_dict(list(percents))
         row = {"t": (float(bin_index) + 0.5) * BIN_SECONDS}  # type: ignore[arg-type]
-        row.update({f"p{p:g}": values[p] / 1000 for p in percents})
-        row["max"] = histogram.get_max_value() / 1000
+        row.update({f"p{p:g}": v / 1000 for p, v in zip(percents, histogram.values_at(percents), strict=True)})
+        row["max"] = histogram.max_us() / 1000
         rows.append(row)
     return pd.DataFrame(rows)
 

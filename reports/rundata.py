@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from reports.hist import DECODE_ERRORS, EMPTY, Sparse, decode
 from scenarios.model import Scenario, ScenarioError, load_scenario
 
 DELIVERY = ("WS", "message:new")  # the request entry measured at the receiver
@@ -58,6 +60,14 @@ class Record:
     @property
     def mid(self) -> float:
         return (self.start + self.end) / 2
+
+    @cached_property
+    def counts(self) -> Sparse:
+        """The histogram, decoded once (an undecodable one counts as empty: a worker stopped mid-write)."""
+        try:
+            return decode(self.hdr)
+        except DECODE_ERRORS:
+            return EMPTY
 
 
 @dataclass(frozen=True)

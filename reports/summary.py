@@ -83,7 +83,7 @@ def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
     """{"name", "kind", "target", "value", "passed"}; None for a checker SLO in a scope without the checker."""
     value: float | None
     if slo.kind == "latency":
-        value = percentile(merge(r.hdr for r in records_in(matching(run, slo.request), scope)), slo.percentile)
+        value = percentile(merge(r.counts for r in records_in(matching(run, slo.request), scope)), slo.percentile)
         target: float = slo.max
         passed = value is not None and value <= target
     elif slo.kind == "error_ratio":
@@ -169,7 +169,7 @@ def requests_summary(run: RunData) -> dict[str, dict[str, Any]]:
             "count": sum(r.count for r in records),
             "failures": sum(r.failures for r in records),
             "rps": _round(rate(series.records, run.send_window), 3),
-            **latency_figures(merge(r.hdr for r in records)),
+            **latency_figures(merge(r.counts for r in records)),
         }
     return out
 
@@ -180,14 +180,14 @@ def delivery_summary(run: RunData) -> dict[str, Any] | None:
     if not series:
         return None
     records = [r for s in series for r in s.within(run.delivery_window)]
-    return {"count": sum(r.count for r in records), **latency_figures(merge(r.hdr for r in records))}
+    return {"count": sum(r.count for r in records), **latency_figures(merge(r.counts for r in records))}
 
 
 def generator_summary(run: RunData) -> dict[str, Any]:
     """Schedule lag p99 (and whether the generator fell behind), target and achieved send rates."""
     window = run.send_window
     lag = run.find(*SCHEDULE_LAG)
-    lag_p99 = percentile(merge(r.hdr for r in lag.within(window)), 99) if lag is not None else None
+    lag_p99 = percentile(merge(r.counts for r in lag.within(window)), 99) if lag is not None else None
     # acked sends, every record (rate() pro-rates the ones across the window's edges)
     sends = [replace(r, count=r.count - r.failures) for s in run.requests() if s.name == "message:send"
              for r in s.records]
