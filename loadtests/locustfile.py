@@ -99,9 +99,17 @@ def _timeline(end: float, *, final: bool) -> dict[str, Any]:
     return {"run_id": CONFIG.run_id, "t0": round(t0, 3), "warmup_end": round(t0 + SCENARIO.warmup, 3),
             "send_end": round(send_end, 3), "end": round(end, 3), "stopped_early": _stopped["early"],
             "stop_reason": _stopped["reason"],
-            "stages": [{"index": s.index, "start": round(t0 + s.offset, 3), "end": round(t0 + s.offset + s.duration, 3),
-                        "settle": s.settle, "messages_per_second": s.messages_per_second, "pairs": s.pairs,
-                        "rest_users": s.rest_users, "upload_users": s.upload_users} for s in STAGES]}
+            "stages": [_stage_entry(s, t0, send_end) for s in STAGES]}
+
+
+def _stage_entry(stage: Any, t0: float, send_end: float) -> dict[str, Any]:
+    """A stage as it ran: cut at the end of the sends; start and end null when the run stopped before it began."""
+    start = t0 + stage.offset
+    ran = start < send_end
+    return {"index": stage.index, "start": round(start, 3) if ran else None,
+            "end": round(min(start + stage.duration, send_end), 3) if ran else None, "settle": stage.settle,
+            "messages_per_second": stage.messages_per_second, "pairs": stage.pairs, "rest_users": stage.rest_users,
+            "upload_users": stage.upload_users}
 
 
 @events.init.add_listener

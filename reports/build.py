@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from reports import capacity
 from reports.html import render_report
 from reports.plots import PLOT_FILES, Plot, write_plots
 from reports.rundata import RunData, RunDataError, load_run
@@ -31,13 +32,18 @@ def build(run_dir: Path) -> dict[str, Any]:
             _write_outputs(run_dir, summary, None, [])
         return summary
     summary = summarize(run)
-    _write_outputs(run_dir, summary, run, write_plots(run, run_dir))
+    plots = write_plots(run, run_dir)
+    analysis = summary.get("capacity_analysis")
+    if analysis is not None and capacity.write_plot(analysis, run_dir):
+        plots.append(Plot(file=capacity.CAPACITY_PNG, title="Capacity: throughput against concurrency, latency "
+                                                            "per plateau"))
+    _write_outputs(run_dir, summary, run, plots)
     return summary
 
 
 def _write_outputs(run_dir: Path, summary: dict[str, Any], run: RunData | None, plots: list[Plot]) -> None:
     written = {p.file for p in plots}
-    for name in PLOT_FILES:  # a plot of an earlier build that has no data now
+    for name in (*PLOT_FILES, capacity.CAPACITY_PNG):  # a plot of an earlier build that has no data now
         if name not in written:
             (run_dir / name).unlink(missing_ok=True)
     _write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")

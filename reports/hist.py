@@ -171,3 +171,14 @@ def latency_figures(histogram: Histogram) -> dict[str, float | None]:
     figures: dict[str, float | None] = {key: to_seconds(v) for (key, _), v in zip(PERCENTILES, at, strict=True)}
     figures["max"] = to_seconds(histogram.max_us())
     return figures
+
+
+def cdf(histogram: Histogram) -> tuple[IntArray, npt.NDArray[np.float64]]:
+    """The distribution function at each non-empty counter: its highest equivalent value (µs, the value
+    `values_at` reports for a percentile falling in it) and the fraction of all values at or below it. Both arrays
+    are empty for an empty histogram."""
+    nonzero = np.flatnonzero(histogram.counts)
+    if len(nonzero) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    cumulative = np.cumsum(histogram.counts[nonzero])
+    return values().highest[nonzero], cumulative / float(cumulative[-1])

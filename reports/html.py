@@ -1,11 +1,15 @@
 """report.html: one self-contained page (inline CSS, no script, no network) from a summary and its run.
 
-The page renders what the summary holds; the run (None when the folder could not be loaded) adds the meta
-block, the Prometheus alerts and the links to the `prom/` exports. Plots are PNGs next to the page.
+The page renders what the summary holds; the run (None when the folder could not be loaded) adds what the
+summary does not carry: the note of what the run folder lacks (`rundata.gaps`, the same list as the summary's
+`missing`), the run's facts (machine, versions, target, instances, times, CPU), the alerts that fired and the
+links to the `prom/` exports. Plots are PNGs next to the page, each shown in the section it belongs to: latency,
+delivery, users and throughput, the service side; a plot this page does not know goes under "More plots".
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import Any
@@ -13,7 +17,7 @@ from typing import Any
 from reports import fmt
 from reports.hist import FIGURE_KEYS
 from reports.plots import Plot
-from reports.rundata import RunData
+from reports.rundata import RunData, gaps
 
 Cell = str | tuple[str, str]  # text, or (text, css class)
 
@@ -35,6 +39,8 @@ th { background: #f0f1f4; font-weight: 600; }
 th:first-child, td:first-child, td.text { text-align: left; }
 td.ok { color: #1e8e3e; font-weight: 600; } td.bad { color: #c5221f; font-weight: 600; }
 table.meta th { text-align: left; background: none; color: #556; font-weight: 500; }
+.lacks ul { margin: 4px 0 0; padding-left: 20px; }
+.caption { color: #556; margin: 0 0 4px; }
 img { max-width: 100%; border: 1px solid #e4e6eb; margin: 6px 0 14px; }
 footer { margin-top: 32px; color: #889; font-size: 12px; }
 """
@@ -43,18 +49,21 @@ footer { margin-top: 32px; color: #889; font-size: 12px; }
 def render_report(summary: dict[str, Any], run: RunData | None, plots: Sequence[Plot]) -> str:
     """The whole page."""
     title = f"{summary.get('scenario') or 'run'} — {summary.get('run_id')}"
+    by_file = {p.file: p for p in plots}
     sections = [
         f"<h1>Load test: {escape(str(summary.get('scenario') or 'unknown scenario'))}</h1>",
         f"<p class='sub'>run {escape(str(summary.get('run_id')))}</p>",
         verdict_block(summary, run),
+        lacks_block(run),
         meta_block(summary, run),
         generator_block(summary),
         slo_block(summary),
-        requests_block(summary),
-        delivery_block(summary),
-        checker_block(summary),
         stages_block(summary, run),
-        plots_block(plots),
+        latency_section(summary, by_file),
+        delivery_section(summary, by_file),
+        load_section(by_file),
+        service_section(run, by_file),
+        plots_block([p for p in plots if p.file not in SECTION_PLOTS]),
         alerts_block(run),
         prom_block(run),
         "<footer>Figures: <a href='summary.json'>summary.json</a>. Written by <code>python -m reports build"
@@ -79,13 +88,29 @@ def verdict_block(summary: dict[str, Any], run: RunData | None) -> str:
     return "\n".join(parts)
 
 
+def lacks_block(run: RunData | None) -> str:
+    """What the run folder lacks and what the page cannot show because of it (nothing when it lacks nothing)."""
+    found = gaps(run) if run is not None else []
+    if not found:
+        return ""
+    items = "".join(f"<li>{escape(gap.text)}</li>" for gap in found)
+    return f"<div class='note warn lacks'><b>What this report lacks</b><ul>{items}</ul></div>"
+
+
 def meta_block(summary: dict[str, Any], run: RunData | None) -> str:
+    """The run's facts: what ran where, with which versions, when, and how it ended."""
     meta = (run.meta if run is not None else None) or {}
     rows: list[tuple[str, str]] = [("run", str(summary.get("run_id")))]
-    if meta.get("target"):
-        rows.append(("target", str(meta["target"])))
-    if isinstance(meta.get("build_info"), dict) and meta["build_info"]:
-        rows.append(("build", ", ".join(f"{k}={v}" for k, v in sorted(meta["build_info"].items()))))
+    if run is not None:
+        rows.append(("outcome", _outcome(meta, run)))
+    instances = meta.get("instances")
+    rows += [("target", str(meta.get("target") or fmt.MISSING)),
+             ("instances", f"{', '.join(map(str, instances))} ({len(instances)})"
+              if isinstance(instances, list) and instances else fmt.MISSING),
+             ("service build", _build_info(meta.get("build_info")))]
+    for key, label in (("harness_version", "harness"), ("locust_version", "Locust"), ("python_version", "Python")):
+        rows.append((label, str(meta.get(key) or fmt.MISSING)))
+    rows.append(("machine", _machine(meta.get("machine"))))
     start, end = _number_or_none(meta.get("start")), _number_or_none(meta.get("end"))
     if run is not None:
         start = start if start is not None else run.timeline.t0
@@ -96,16 +121,63 @@ def meta_block(summary: dict[str, Any], run: RunData | None) -> str:
     if window:
         rows.append(("evaluated", f"{fmt.timestamp(window['start'])} → {fmt.timestamp(window['end'])} "
                                   f"({fmt.duration(window['end'] - window['start'])})"))
-    for key, label in (("workers", "workers"), ("harness_version", "harness"), ("locust_version", "Locust"),
-                       ("python_version", "Python"), ("command", "command"), ("exit_code", "exit code")):
-        if meta.get(key) not in (None, ""):
-            rows.append((label, str(meta[key])))
-    if isinstance(meta.get("machine"), dict):
-        rows.append(("machine", ", ".join(f"{k}={v}" for k, v in meta["machine"].items())))
-    if meta.get("aborted") or (run is not None and run.timeline.stopped_early):
-        rows.append(("note", "aborted" if meta.get("aborted") else "stopped early (capacity breach)"))
+    if meta.get("workers") not in (None, ""):
+        rows.append(("workers", str(meta["workers"])))
+    if (cpu := _cpu(meta.get("cpu"))) is not None:
+        rows.append(("CPU over the run", cpu))
+    command = meta.get("command")
+    if command not in (None, ""):
+        rows.append(("command", shlex.join(map(str, command)) if isinstance(command, list) else str(command)))
+    if meta.get("exit_code") not in (None, ""):
+        rows.append(("exit code", str(meta["exit_code"])))
     cells = "".join(f"<tr><th>{escape(k)}</th><td class='text'>{escape(v)}</td></tr>" for k, v in rows)
     return f"<h2>Run</h2>\n<table class='meta'>{cells}</table>"
+
+
+def _outcome(meta: dict[str, Any], run: RunData) -> str:
+    if meta.get("aborted"):
+        return "aborted"
+    if run.timeline.stopped_early:
+        return "stopped early" + (f": {run.timeline.stop_reason}" if run.timeline.stop_reason else "")
+    exit_code = meta.get("exit_code")
+    if isinstance(exit_code, int) and exit_code != 0:
+        return f"Locust exited with code {exit_code}"
+    return "ran to its end" if meta else "unknown (no meta.json); the timeline ran to its end"
+
+
+def _build_info(info: Any) -> str:
+    """The service's build_info labels, version and commit first."""
+    if not isinstance(info, dict) or not info:
+        return fmt.MISSING
+    keys = sorted(info, key=lambda k: ({"version": 0, "commit": 1}.get(k, 2), k))
+    return ", ".join(f"{k}={info[k]}" for k in keys)
+
+
+def _machine(machine: Any) -> str:
+    if not isinstance(machine, dict) or not machine:
+        return fmt.MISSING
+    parts = [str(machine.get("hostname") or "unknown host")]
+    if machine.get("cpus") is not None:
+        parts.append(f"{machine['cpus']} CPUs")
+    if machine.get("platform"):
+        parts.append(str(machine["platform"]))
+    parts += [f"{k}={v}" for k, v in machine.items() if k not in ("hostname", "cpus", "platform")]
+    return ", ".join(parts)
+
+
+def _cpu(cpu: Any) -> str | None:
+    """The CPU the load generator and each service instance used over the run, in cores on average."""
+    if not isinstance(cpu, dict) or not isinstance(cpu.get("wall_seconds"), int | float) or cpu["wall_seconds"] <= 0:
+        return None
+    wall = float(cpu["wall_seconds"])
+    parts = []
+    if isinstance(cpu.get("generator_seconds"), int | float):
+        parts.append(f"load generator {cpu['generator_seconds'] / wall:.2f} cores")
+    service = cpu.get("service_seconds")
+    if isinstance(service, dict):
+        parts += [f"{name} {seconds / wall:.2f} cores" for name, seconds in service.items()
+                  if isinstance(seconds, int | float)]
+    return "; ".join(parts) + f" (over {fmt.duration(wall)})" if parts else None
 
 
 def generator_block(summary: dict[str, Any]) -> str:
@@ -139,7 +211,7 @@ def requests_block(summary: dict[str, Any]) -> str:
     rows = [[name, (r["method"], "text"), fmt.number(r["count"]), _failures(r["failures"]), fmt.number(r["rps"], 2),
              *(fmt.ms(r.get(key)) for key in FIGURE_KEYS)] for name, r in requests.items()]
     headers = ["request", "method", "count", "failures", "rps", *(f"{k} ms" for k in FIGURE_KEYS)]
-    return "<h2>Requests</h2>\n" + _table(headers, rows)
+    return "<h3>Requests</h3>\n" + _table(headers, rows)
 
 
 def delivery_block(summary: dict[str, Any]) -> str:
@@ -147,8 +219,8 @@ def delivery_block(summary: dict[str, Any]) -> str:
     if not delivery:
         return ""
     row = [fmt.number(delivery["count"]), *(fmt.ms(delivery.get(key)) for key in FIGURE_KEYS)]
-    return ("<h2>Delivery</h2>\n<p class='sub'>message:new at the receiver, counted up to the end of the run "
-            "(the drain included).</p>\n" + _table(["count", *(f"{k} ms" for k in FIGURE_KEYS)], [row]))
+    return ("<p class='sub'>message:new at the receiver, counted up to the end of the run (the drain included)."
+            "</p>\n" + _table(["count", *(f"{k} ms" for k in FIGURE_KEYS)], [row]))
 
 
 def checker_block(summary: dict[str, Any]) -> str:
@@ -157,7 +229,8 @@ def checker_block(summary: dict[str, Any]) -> str:
         return ""
     rows: list[list[Cell]] = [[key, _failures(value) if key in _CHECKER_PROBLEMS else fmt.number(value)]
                               for key, value in checker.items()]
-    return "<h2>Delivery checker</h2>\n" + _table(["counter", "value"], rows)
+    return ("<h3>Delivery checker</h3>\n<p class='sub'>Every message sent, followed to its receiver: lost, "
+            "duplicated, redelivered and out of order.</p>\n" + _table(["counter", "value"], rows))
 
 
 def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
@@ -174,23 +247,84 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
         headers, rows)
 
 
+SECTION_PLOTS = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "throughput.png",
+                 "schedule_lag.png", "service.png")
+CAPTIONS = {
+    "client_vs_server.png": "The p99 the load generator measured against the p99 the service measured itself "
+                            "(Prometheus, over a 1 min window, interpolated within the service's histogram "
+                            "buckets). Where the client's trailing-minute p99 is above the service's, the "
+                            "difference is spent in the network, nginx and the queue in front of the service.",
+    "delivery_cdf.png": "The share of deliveries (and of message:send acks) at or below a latency, and the share "
+                        "slower than it: the tail on a log scale.",
+    "users.png": "Users and what they did: all requests per second and the failures per second.",
+    "schedule_lag.png": "How late the load generator sent against its open-model schedule: over 100 ms it could "
+                        "not keep the target rate.",
+    "service.png": "Per service instance (Prometheus): CPU in cores, resident memory, the database pool, the "
+                   "WebSocket connections, the event-loop lag p99 and the errors the service counted; the alerts "
+                   "that fired are shaded.",
+}
+
+
+def latency_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
+    parts = [requests_block(summary), _images(plots, ("latency.png", "client_vs_server.png"))]
+    return _section("Latency", parts)
+
+
+def delivery_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
+    return _section("Delivery", [delivery_block(summary), _images(plots, ("delivery_cdf.png",)),
+                                 checker_block(summary)])
+
+
+def load_section(plots: dict[str, Plot]) -> str:
+    return _section("Users and throughput", [_images(plots, ("users.png", "throughput.png", "schedule_lag.png"))])
+
+
+def service_section(run: RunData | None, plots: dict[str, Plot]) -> str:
+    images = _images(plots, ("service.png",))
+    if not images and run is not None:
+        images = "<p>Nothing to show: prom/ holds no series of the service (see what this report lacks).</p>"
+    return _section("Service side", [images])
+
+
+def _section(title: str, parts: Sequence[str]) -> str:
+    body = "\n".join(part for part in parts if part)
+    return f"<h2>{escape(title)}</h2>\n{body}" if body else ""
+
+
+def _images(plots: dict[str, Plot], files: Sequence[str]) -> str:
+    return "\n".join(_image(plots[file]) for file in files if file in plots)
+
+
+def _image(plot: Plot) -> str:
+    caption = f"<p class='caption'>{escape(CAPTIONS[plot.file])}</p>\n" if plot.file in CAPTIONS else ""
+    return f"<h3>{escape(plot.title)}</h3>\n{caption}<img src='{escape(plot.file)}' alt='{escape(plot.title)}'>"
+
+
 def plots_block(plots: Sequence[Plot]) -> str:
     if not plots:
         return ""
-    images = "\n".join(f"<h3>{escape(p.title)}</h3>\n<img src='{escape(p.file)}' alt='{escape(p.title)}'>"
-                       for p in plots)
-    return f"<h2>Over time</h2>\n{images}"
+    return "<h2>More plots</h2>\n" + "\n".join(_image(p) for p in plots)
 
 
 def alerts_block(run: RunData | None) -> str:
     if run is None or run.alerts is None:
         return ""
     if not run.alerts:
-        return "<h2>Alerts</h2>\n<p>No alert was pending or firing.</p>"
+        return "<h2>Alerts</h2>\n<p>No alert fired during the run.</p>"
+    t0 = run.timeline.t0
     rows: list[list[Cell]] = [[_alert_name(a), (str(a.get("state", "")), "text"), (_labels(a.get("labels")), "text"),
-                               (str(a.get("active_at") or a.get("activeAt") or ""), "text"),
-                               (_alert_extra(a), "text")] for a in run.alerts]
-    return "<h2>Alerts</h2>\n" + _table(["alert", "state", "labels", "active at", "more"], rows)
+                               (_when(a.get("active_at") or a.get("activeAt"), t0), "text"),
+                               (_when(a.get("last_seen"), t0), "text"), (_alert_extra(a), "text")]
+                              for a in run.alerts]
+    return ("<h2>Alerts</h2>\n<p class='sub'>The alerts Prometheus had firing during the run.</p>\n"
+            + _table(["alert", "state", "labels", "active at", "last seen", "more"], rows))
+
+
+def _when(value: Any, t0: float) -> str:
+    """An alert's time: epoch seconds as a time and its offset from the start; anything else as it is."""
+    if isinstance(value, int | float):
+        return f"{fmt.timestamp(float(value))} ({float(value) - t0:+.0f} s)"
+    return "" if value is None else str(value)
 
 
 def prom_block(run: RunData | None) -> str:
@@ -201,7 +335,7 @@ def prom_block(run: RunData | None) -> str:
 
 
 _CHECKER_PROBLEMS = {"lost", "duplicated", "redelivered", "out_of_order", "send_failed"}
-_ALERT_SHOWN = {"alertname", "state", "labels", "active_at", "activeAt"}
+_ALERT_SHOWN = {"alertname", "state", "labels", "active_at", "activeAt", "last_seen"}
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:

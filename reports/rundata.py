@@ -1,20 +1,28 @@
-"""Read a run folder's raw files (scenario.yaml, timeline.json, hist/, checker.json, meta.json, prom/).
+"""Read a run folder's raw files (scenario.yaml, timeline.json, hist/, checker.json, meta.json, prom/,
+locust_stats_history.csv).
 
 `load_run` raises `RunDataError` (one line naming the file) when `scenario.yaml` or `timeline.json` is missing
 or unreadable: without them nothing can be evaluated. Missing or empty `hist/` is not an error here: the run
 loads with no series and the summary's verdict is `error`. Optional files (checker.json, meta.json,
-prom/alerts.json) load as None when absent or unreadable.
+prom/alerts.json, the prom/ matrices, the stats history) load as None when absent or unreadable.
+
+`gaps` names what a run folder lacks, or what made the run partial (aborted, stopped early, Locust failed), each
+with a short key (summary.json's `missing`) and a sentence saying what the report cannot show because of it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from reports.hist import DECODE_ERRORS, EMPTY, Sparse, decode
+from reports.promdata import SERVICE_QUERIES, STATS_HISTORY_FILE, PromData, read_prom, read_stats_history
 from scenarios.model import Scenario, ScenarioError, load_scenario
 
 DELIVERY = ("WS", "message:new")  # the request entry measured at the receiver
@@ -126,6 +134,7 @@ class Timeline:
     end: float
     stages: tuple[Stage, ...]
     stopped_early: bool
+    stop_reason: str = ""
 
 
 @dataclass
@@ -142,6 +151,8 @@ class RunData:
     meta: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] | None = None
     prom_files: list[str] = field(default_factory=list)
+    prom: PromData | None = None  # the prom/ matrices by query name
+    stats_history: pd.DataFrame | None = None  # locust_stats_history.csv
 
     @property
     def send_window(self) -> Window:
@@ -170,6 +181,19 @@ class RunData:
         return next((s for s in self.series if s.key == (method, name)), None)
 
 
+def rate(records: Iterable[Record], window: Window) -> float | None:
+    """Requests per second over the window: each record (a worker's ~3 s interval) counts for the share of its
+    interval inside the window, so the rate is exact for a steady load whatever the intervals' phase. Pass every
+    record of the series, not only those whose midpoint is inside."""
+    if window.length <= 0:
+        return None
+    total = 0.0
+    for r in records:
+        span = r.end - r.start
+        total += r.count * (Window(r.start, r.end).overlap(window) / span if span > 0 else window.contains(r.mid))
+    return total / window.length
+
+
 def load_run(run_dir: Path) -> RunData:
     """Read a run folder; raises RunDataError when scenario.yaml or timeline.json is missing or unreadable."""
     run_dir = Path(run_dir)
@@ -191,6 +215,8 @@ def load_run(run_dir: Path) -> RunData:
         meta=meta,
         alerts=_read_alerts(prom / "alerts.json"),
         prom_files=sorted(p.name for p in prom.glob("*.json")) if prom.is_dir() else [],
+        prom=read_prom(prom),
+        stats_history=read_stats_history(run_dir / STATS_HISTORY_FILE),
     )
 
 
@@ -214,16 +240,20 @@ def _read_timeline(path: Path) -> Timeline:
 
 
 def _timeline(raw: dict[str, Any]) -> Timeline:
-    """The time facts; a stage without a start or an end (one that did not run) is left out."""
+    """The time facts. A stage is cut at the end of the sends; one without a start or an end, or whose plateau
+    had not begun when the sends ended (a run stopped on a breach), did not run and is left out."""
+    send_end = float(raw["send_end"])
     stages = tuple(
-        Stage(index=int(s["index"]), start=float(s["start"]), end=float(s["end"]),
+        Stage(index=int(s["index"]), start=float(s["start"]), end=min(float(s["end"]), send_end),
               settle=float(s.get("settle") or 0), messages_per_second=float(s.get("messages_per_second") or 0))
-        for s in raw.get("stages") or [] if s.get("start") is not None and s.get("end") is not None
+        for s in raw.get("stages") or []
+        if s.get("start") is not None and s.get("end") is not None
+        and float(s["start"]) + float(s.get("settle") or 0) < send_end
     )
     return Timeline(
         run_id=raw.get("run_id"), t0=float(raw["t0"]), warmup_end=float(raw["warmup_end"]),
         send_end=float(raw["send_end"]), end=float(raw["end"]), stages=stages,
-        stopped_early=bool(raw.get("stopped_early", False)),
+        stopped_early=bool(raw.get("stopped_early", False)), stop_reason=str(raw.get("stop_reason") or ""),
     )
 
 
@@ -293,10 +323,81 @@ def _read_json_object(path: Path) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) else None
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Something a run folder lacks: a short key (summary.json's `missing`) and what the report cannot show."""
+
+    key: str
+    text: str
+
+
+def gaps(run: RunData) -> list[Gap]:
+    """What the run folder lacks, in the order a reader needs it; empty for a complete run.
+
+    Keys: `hist` (no histogram data), `full_run` (aborted, stopped early, fewer stages than planned, Locust
+    failed), `prom` (no usable Prometheus export: the alerts are unknown too), `prom/<query>` (one series the
+    report draws of the service is absent), `alerts`, `checker`, `stats_history`, `meta`.
+    """
+    out: list[Gap] = []
+    if not run.has_data:
+        out.append(Gap("hist", f"no histogram data ({run.hist_problem or 'hist/ is empty'}): no latency, "
+                               "throughput or SLO figures"))
+    if (partial := _partial_run(run)) is not None:
+        out.append(Gap("full_run", partial))
+    out += _prom_gaps(run)
+    if run.checker is None:
+        out.append(Gap("checker", "no checker.json: loss, duplication and ordering were not verified (checker SLOs "
+                                  "fail with no value)"))
+    if run.stats_history is None:
+        users = "Prometheus' loadgen_users" if _has(run, "loadgen_users") else None
+        out.append(Gap("stats_history", f"no {STATS_HISTORY_FILE} (or it is unreadable): users over time "
+                                        + (f"come from {users}" if users else "are not shown")))
+    if run.meta is None:
+        out.append(Gap("meta", "no meta.json: the machine, the versions, the service instances and Locust's exit "
+                               "code are unknown"))
+    return out
+
+
+def _partial_run(run: RunData) -> str | None:
+    """Why the run covers less than its scenario planned, or None."""
+    meta = run.meta or {}
+    reasons = []
+    if meta.get("aborted"):
+        reasons.append("the run was aborted: its figures cover only the part that ran")
+    exit_code = meta.get("exit_code")
+    if isinstance(exit_code, int) and exit_code != 0:
+        reasons.append(f"Locust exited with code {exit_code}")
+    planned, ran = len(run.scenario.load.stages), len(run.timeline.stages)
+    if run.timeline.stopped_early:
+        reason = f" ({run.timeline.stop_reason})" if run.timeline.stop_reason else ""
+        reasons.append(f"the run stopped early{reason}: {ran} of {planned} stages ran")
+    elif ran < planned:
+        reasons.append(f"only {ran} of {planned} stages ran")
+    return "; ".join(reasons) if reasons else None
+
+
+def _prom_gaps(run: RunData) -> list[Gap]:
+    if run.prom is None or not any(_has(run, name) for name in SERVICE_QUERIES):
+        why = ("the run had no --prometheus or it did not answer" if run.prom is None else
+               "Prometheus answered but held no series of the service (was it scraping the instances?)")
+        alerts = " and the alerts that fired are unknown" if run.alerts is None else ""
+        return [Gap("prom", f"no Prometheus export (prom/): service-side latency, CPU, memory, pool and connections "
+                            f"are not shown{alerts} — {why}")]
+    out = [Gap(f"prom/{name}", f"no series in prom/{name}.json: the report cannot show {shows}")
+           for name, shows in SERVICE_QUERIES.items() if not _has(run, name)]
+    if run.alerts is None:
+        out.append(Gap("alerts", "no readable prom/alerts.json: the alerts that fired are unknown"))
+    return out
+
+
+def _has(run: RunData, query: str) -> bool:
+    return any(series.has_values for series in (run.prom or {}).get(query, []))
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
 __all__ = ["DELIVERY", "SCHEDULE_LAG", "Record", "RunData", "RunDataError", "Series", "Stage", "Timeline",
-           "Window", "load_run"]
+           "Window", "load_run", "rate"]

@@ -19,8 +19,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reports.capacity import analyse
 from reports.hist import latency_figures, merge, percentile
-from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, load_run
+from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, gaps, load_run, rate
 from scenarios.model import DELIVERY as DELIVERY_REQUEST
 from scenarios.model import Slo
 
@@ -57,6 +58,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "generator": generator_summary(run),
         "stages": stages,
         "capacity": capacity,
+        "capacity_analysis": analyse(run, stages),
+        "missing": [gap.key for gap in gaps(run)],
     }
     if not run.has_data:
         summary["error"] = run.hist_problem or "no histogram data"
@@ -133,19 +136,6 @@ def records_in(series: Iterable[Series], scope: Scope) -> list[Record]:
 def error_ratio(records: list[Record]) -> float | None:
     count = sum(r.count for r in records)
     return round(sum(r.failures for r in records) / count, 6) if count else None
-
-
-def rate(records: Iterable[Record], window: Window) -> float | None:
-    """Requests per second over the window: each record (a worker's ~3 s interval) counts for the share of its
-    interval inside the window, so the rate is exact for a steady load whatever the intervals' phase. Pass every
-    record of the series, not only those whose midpoint is inside."""
-    if window.length <= 0:
-        return None
-    total = 0.0
-    for r in records:
-        span = r.end - r.start
-        total += r.count * (Window(r.start, r.end).overlap(window) / span if span > 0 else window.contains(r.mid))
-    return total / window.length
 
 
 def target_messages_per_second(stages: Iterable[Stage], window: Window) -> float:
