@@ -224,13 +224,13 @@ def write_plot(analysis: dict[str, Any], out_dir: Path) -> bool:
             grid = np.linspace(0, top, 200)[1:]
             quality = "" if fit["quality"] == "good" else " (poor fit)"
             left.plot(grid, usl(grid, fit["sigma"], fit["kappa"], fit["lambda"]), color="0.3",
-                      label=f"USL σ={fit['sigma']:.3g} κ={fit['kappa']:.3g} λ={fit['lambda']:.4g}{quality}")  # noqa: RUF001
+                      label=f"USL σ={fit['sigma']:.3g} κ={fit['kappa']:.3g} λ={fit['lambda']:.4g}{quality}")
             if peak is not None and fit["peak_throughput"] is not None and peak <= top:
                 left.axvline(peak, color="tab:purple", linestyle=":", linewidth=1,
                              label=f"peak {fit['peak_throughput']:.4g}/s at N={peak:.3g}")
             elif peak is None and fit["peak_throughput"] is not None:
                 left.axhline(fit["peak_throughput"], color="tab:purple", linestyle=":", linewidth=1,
-                             label=f"ceiling λ/σ = {fit['peak_throughput']:.4g}/s")  # noqa: RUF001
+                             label=f"ceiling λ/σ = {fit['peak_throughput']:.4g}/s")
         left.set_xlabel("concurrency N (requests in flight, Little's law)")
         left.set_ylabel("throughput, per second")
         left.set_title("Universal Scalability Law", fontsize=10, loc="left")

@@ -59,6 +59,7 @@ def render_report(summary: dict[str, Any], run: RunData | None, plots: Sequence[
         generator_block(summary),
         slo_block(summary),
         stages_block(summary, run),
+        capacity_section(summary, by_file),
         latency_section(summary, by_file),
         delivery_section(summary, by_file),
         load_section(by_file),
@@ -248,7 +249,7 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
 
 
 SECTION_PLOTS = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "throughput.png",
-                 "schedule_lag.png", "service.png")
+                 "schedule_lag.png", "service.png", "capacity.png")
 CAPTIONS = {
     "client_vs_server.png": "The p99 the load generator measured against the p99 the service measured itself "
                             "(Prometheus, over a 1 min window, interpolated within the service's histogram "
@@ -259,10 +260,56 @@ CAPTIONS = {
     "users.png": "Users and what they did: all requests per second and the failures per second.",
     "schedule_lag.png": "How late the load generator sent against its open-model schedule: over 100 ms it could "
                         "not keep the target rate.",
+    "capacity.png": "Left: each plateau's throughput against its concurrency, with the fitted USL curve. Right: "
+                    "each plateau's latency against its throughput; the dashed line is the knee.",
     "service.png": "Per service instance (Prometheus): CPU in cores, resident memory, the database pool, the "
                    "WebSocket connections, the event-loop lag p99 and the errors the service counted; the alerts "
                    "that fired are shaded.",
 }
+
+
+def capacity_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
+    """Step-load runs: each plateau's throughput, concurrency and latency, the knee, the USL fit and its plot."""
+    analysis = summary.get("capacity_analysis")
+    if not analysis:
+        return ""
+    rows: list[list[Cell]] = [
+        [str(p["stage"]), fmt.number(p["target"]), fmt.number(p["throughput"]), f"{p['concurrency']:.3g}",
+         fmt.ms(p["p50"]), fmt.ms(p["p99"]), fmt.ms(p["delivery_p99"]),
+         ("held" if p["passed"] else "breached: " + ", ".join(p["breached"]), "ok" if p["passed"] else "bad")]
+        for p in analysis["plateaus"]]
+    of = analysis["throughput_of"]
+    parts = [f"<p class='caption'>Throughput: successful {escape(of if isinstance(of, str) else ', '.join(of))} "
+             "per second on each plateau; concurrency: requests in flight by Little's law (throughput × mean "
+             "latency).</p>",
+             _table(["stage", "target/s", "throughput/s", "concurrency", "p50 ms", "p99 ms", "delivery p99 ms",
+                     "SLOs"], rows)]
+    knee = analysis.get("knee")
+    parts.append(f"<p class='note'>Knee: stage {knee['stage']} ({fmt.number(knee['target'])}/s) is the first "
+                 f"plateau that breaks an SLO ({escape(', '.join(knee['breached']))}).</p>" if knee else
+                 "<p class='note'>Knee: every plateau held its SLOs; the knee lies beyond the highest stage.</p>")
+    parts.append(_fit_block(analysis))
+    parts.append(_images(plots, ("capacity.png",)))
+    return _section("Capacity", parts)
+
+
+def _fit_block(analysis: dict[str, Any]) -> str:
+    fit = analysis.get("fit")
+    if fit is None:
+        return f"<p class='note warn'>No Universal Scalability Law fit: {escape(analysis.get('fit_error', ''))}.</p>"
+    err = fit["stderr"]
+    peak = (f"peak <b>{fmt.number(fit['peak_throughput'])}/s</b> at concurrency {fit['peak_concurrency']:.3g}"
+            if fit["peak_concurrency"] is not None else
+            f"no peak: throughput levels off towards <b>{fmt.number(fit['peak_throughput'])}/s</b>"
+            if fit["peak_throughput"] is not None else "no limit measured")
+    text = (f"Universal Scalability Law over {fit['points']} plateaus: σ (contention) {fit['sigma']:.3g} ± "
+            f"{err['sigma']:.2g}, κ (crosstalk) {fit['kappa']:.3g} ± {err['kappa']:.2g}, λ (throughput of one) "
+            f"{fit['lambda']:.4g} ± {err['lambda']:.2g}/s, R² {fit['r2']:.3f}; {peak}.")
+    notes = "".join(f"<br>{escape(n)}" for n in fit.get("notes", []))
+    if fit["quality"] == "poor":
+        problems = "".join(f"<li>{escape(p)}</li>" for p in fit["problems"])
+        return f"<div class='note warn'><b>The fit is poor</b>: {text}{notes}<ul>{problems}</ul></div>"
+    return f"<p class='note'>{text}{notes}</p>"
 
 
 def latency_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:

@@ -74,10 +74,13 @@ def test_a_step_load_run_recovers_its_parameters_end_to_end(tmp_path: Path) -> N
     assert (run_dir / CAPACITY_PNG).read_bytes()[:4] == b"\x89PNG"
     page = (run_dir / "report.html").read_text()
     assert CAPACITY_PNG in page
+    assert "Universal Scalability Law over 8 plateaus" in page and "The fit is poor" not in page
 
 
 def test_the_knee_is_the_first_plateau_that_breaks_an_slo(tmp_path: Path) -> None:
-    summary = build(usl_run(tmp_path, 0.05, 0.002, 400.0, breach_from=5))
+    run_dir = usl_run(tmp_path, 0.05, 0.002, 400.0, breach_from=5)
+    summary = build(run_dir)
+    assert "Knee: stage 5" in (run_dir / "report.html").read_text()
     analysis = summary["capacity_analysis"]
     assert analysis["knee"]["stage"] == 5
     assert analysis["knee"]["breached"] == ["message:send p99 <= 250ms"]
