@@ -45,10 +45,11 @@ generate: venv ## regenerate dashboards/json/ and alerts/rules/slos.yml from the
 fmt: venv ## apply ruff's fixes
 	$(BIN)/ruff check --fix .
 
-bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-generator CPU per emit, harness accuracy
+bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-generator CPU per emit, harness accuracy, report build
 	$(BIN)/python -m benchmarks.pairs $(BENCH_ARGS)
 	$(BIN)/python -m benchmarks.client_cpu
 	$(BIN)/python -m benchmarks.harness_accuracy --pairs 60 --rate 300
+	$(BIN)/python -m benchmarks.report_build
 
 up: venv ## start the local stack: 2 instances behind nginx, S3, Prometheus, Alertmanager, exporters
 	@scripts/sysdeps.sh --optional

@@ -1,4 +1,7 @@
-"""Command line: `python -m reports build RUN_DIR` (exit 0 pass, 1 fail, 2 error)."""
+"""Command line: `python -m reports build RUN_DIR | compare BASE CANDIDATE`.
+
+Exit codes: build 0 pass, 1 fail, 2 error; compare 0 no regression, 1 regression, 2 error.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reports import fmt
+from reports import compare, fmt
 from reports.build import REPORT_FILE, build
 
 EXIT_CODES = {"pass": 0, "fail": 1}
@@ -21,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd = sub.add_parser("build", help="regenerate summary.json, report.html and the plots of a run folder")
     build_cmd.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run folder (runs/<id>-<scenario>)")
     build_cmd.set_defaults(handler=_build)
+    compare.add_parser(sub)
     return p
 
 

@@ -201,8 +201,15 @@ def slo_block(summary: dict[str, Any]) -> str:
     if not slos:
         return ""
     rows = [[s["name"], (s["kind"], "text"), fmt.slo_figure(s["kind"], s["target"]),
-             fmt.slo_figure(s["kind"], s["value"]), _passed(s["passed"])] for s in slos]
-    return "<h2>SLOs</h2>\n" + _table(["SLO", "kind", "target", "value", "passed"], rows)
+             fmt.slo_figure(s["kind"], s["value"]), _margin(s.get("margin")), _passed(s["passed"])] for s in slos]
+    return ("<h2>SLOs</h2>\n<p class='caption'>Margin: the headroom as a share of the target (negative: by how much "
+            "it breaks).</p>\n" + _table(["SLO", "kind", "target", "value", "margin", "passed"], rows))
+
+
+def _margin(value: float | None) -> Cell:
+    if value is None:
+        return fmt.MISSING
+    return (f"{value:+.0%}", "ok" if value >= 0.2 else "" if value >= 0 else "bad")
 
 
 def requests_block(summary: dict[str, Any]) -> str:

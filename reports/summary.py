@@ -102,7 +102,17 @@ def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
         passed = value is not None and value <= target
     else:
         value, target, passed = throughput(run, slo.request, slo.min_rps, slo.min_ratio, scope)
-    return {"name": slo.display_name, "kind": slo.kind, "target": target, "value": value, "passed": passed}
+    return {"name": slo.display_name, "kind": slo.kind, "target": target, "value": value, "passed": passed,
+            "margin": margin(slo.kind, target, value)}
+
+
+def margin(kind: str, target: float, value: float | None) -> float | None:
+    """The headroom as a share of the target: positive when the SLO holds with room to spare, negative by how
+    much it breaks (None without a value or with a zero target, as for `lost <= 0`)."""
+    if value is None or target == 0:
+        return None
+    room = (value - target) if kind == "throughput" else (target - value)
+    return round(room / target, 4)
 
 
 def throughput(run: RunData, request: str, min_rps: float | None, min_ratio: float | None,

@@ -186,8 +186,10 @@ def test_error_ratio_is_failures_over_count(tmp_path: Path) -> None:
     overall = slo(summary, "error ratio <= 1%")
     assert (overall["value"], overall["target"], overall["passed"]) == (0.02, 0.01, False)
     assert slo(summary, "message:send error ratio <= 1%") | {"name": ""} == {
-        "name": "", "kind": "error_ratio", "target": 0.01, "value": 0.01, "passed": True}
+        "name": "", "kind": "error_ratio", "target": 0.01, "value": 0.01, "passed": True, "margin": 0.0}
+    assert overall["margin"] == -1.0  # breaks by the whole target
     assert slo(summary, "inbox errors")["value"] == pytest.approx(0.06)
+    assert slo(summary, "inbox errors")["margin"] == pytest.approx(0.4)
     assert summary["requests"]["message:send"]["failures"] == 4
     assert summary["verdict"] == "fail"
 
