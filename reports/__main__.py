@@ -1,6 +1,7 @@
-"""Command line: `python -m reports build RUN_DIR | compare BASE CANDIDATE`.
+"""Command line: `python -m reports build RUN_DIR | compare BASE CANDIDATE | trend RUNS_DIR`.
 
-Exit codes: build 0 pass, 1 fail, 2 error; compare 0 no regression, 1 regression, 2 error.
+Exit codes: build 0 pass, 1 fail, 2 error; compare 0 no regression, 1 regression, 2 error; trend 0, 1 with
+--fail-on-regression when the latest level regressed, 2 error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reports import compare, fmt
+from reports import compare, fmt, trend
 from reports.build import REPORT_FILE, build
 
 EXIT_CODES = {"pass": 0, "fail": 1}
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     build_cmd.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="a run folder (runs/<id>-<scenario>)")
     build_cmd.set_defaults(handler=_build)
     compare.add_parser(sub)
+    trend.add_parser(sub)
     return p
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from reports import capacity
 from reports.html import render_report
+from reports.options import write_text
 from reports.plots import PLOT_FILES, Plot, write_plots
 from reports.rundata import RunData, RunDataError, load_run
 from reports.summary import error_summary, summarize
@@ -46,12 +46,5 @@ def _write_outputs(run_dir: Path, summary: dict[str, Any], run: RunData | None, 
     for name in (*PLOT_FILES, capacity.CAPACITY_PNG):  # a plot of an earlier build that has no data now
         if name not in written:
             (run_dir / name).unlink(missing_ok=True)
-    _write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    _write_text(run_dir / REPORT_FILE, render_report(summary, run, plots))
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Replace the file in one step: a reader never sees half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(run_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_text(run_dir / REPORT_FILE, render_report(summary, run, plots))

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from scipy import stats
 
 from reports import fmt
 from reports.hist import Histogram, merge, values
+from reports.options import at_least, fraction, non_negative, write_text
 from reports.rundata import Record, RunData, RunDataError, load_run
 from reports.summary import Scope, records_in, summarize
 
@@ -382,39 +382,18 @@ def add_parser(sub: Any) -> None:
                     "and compare.png; exits 0 without regression, 1 with one, 2 when a run cannot be read.")
     p.add_argument("base", metavar="BASE", type=Path, help="the reference run folder")
     p.add_argument("candidate", metavar="CANDIDATE", type=Path, help="the run folder to judge")
-    p.add_argument("--threshold", type=_fraction, default=Settings.threshold,
+    p.add_argument("--threshold", type=fraction, default=Settings.threshold,
                    help="smallest relative latency change that counts, e.g. 0.1 for 10%% (default %(default)s)")
-    p.add_argument("--min-delta-ms", type=_non_negative, default=Settings.min_delta_ms,
+    p.add_argument("--min-delta-ms", type=non_negative, default=Settings.min_delta_ms,
                    help="smallest absolute latency change that counts, in ms (default %(default)s)")
-    p.add_argument("--confidence", type=_fraction, default=Settings.confidence,
+    p.add_argument("--confidence", type=fraction, default=Settings.confidence,
                    help="confidence of the bootstrap intervals (default %(default)s)")
-    p.add_argument("--resamples", type=_resamples, default=Settings.resamples,
+    p.add_argument("--resamples", type=at_least(100, " resamples to make an interval"), default=Settings.resamples,
                    help="bootstrap resamples per run and request, at least 100 (default %(default)s)")
     p.add_argument("--seed", type=int, default=Settings.seed, help="seed of the resampling (default %(default)s)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for the comparison's files (default CANDIDATE/compare-<base run id>)")
     p.set_defaults(handler=main)
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
-    return value
-
-
-def _resamples(text: str) -> int:
-    value = int(text)
-    if value < 100:
-        raise argparse.ArgumentTypeError(f"at least 100 resamples make an interval, got {text}")
-    return value
 
 
 def main(args: argparse.Namespace) -> int:
@@ -430,9 +409,7 @@ def main(args: argparse.Namespace) -> int:
     from reports.compare_page import write_page  # matplotlib is only loaded when a page is written
 
     write_page(result, out)
-    tmp = out / f".{COMPARE_JSON}.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / COMPARE_JSON)
+    write_text(out / COMPARE_JSON, json.dumps(result, indent=2) + "\n")
     print(text_table(result))
     print(f"report: {out / COMPARE_HTML}")
     return EXIT_REGRESSION if result["verdict"] == "regression" else EXIT_OK

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 
 from reports import fmt
 from reports.compare import COMPARE_HTML, COMPARE_PNG, FIGURES
-from reports.html import CSS, Cell, _table
+from reports.html import CSS, Cell, table
+from reports.options import write_text
 
 COLOURS = {"regression": "tab:red", "improvement": "tab:green", "within noise": "tab:orange",
            "unchanged": "0.35", "not judged": "0.7"}
@@ -30,9 +31,7 @@ def write_page(result: dict[str, Any], out: Path) -> None:
     plotted = write_plot(result, out / COMPARE_PNG)
     if not plotted:
         (out / COMPARE_PNG).unlink(missing_ok=True)
-    tmp = out / f".{COMPARE_HTML}.tmp"
-    tmp.write_text(render(result, plotted), encoding="utf-8")
-    tmp.replace(out / COMPARE_HTML)
+    write_text(out / COMPARE_HTML, render(result, plotted))
 
 
 def write_plot(result: dict[str, Any], path: Path) -> bool:
@@ -117,7 +116,7 @@ def _runs_table(base: dict[str, Any], candidate: dict[str, Any]) -> str:
                 fmt.MISSING if value is None else str(value))
             cells.append((text, "text"))
         rows.append([label, *cells])
-    return _table(["", "base", "candidate"], rows)
+    return table(["", "base", "candidate"], rows)
 
 
 def _latency_table(result: dict[str, Any]) -> str:
@@ -137,7 +136,7 @@ def _latency_table(result: dict[str, Any]) -> str:
     headers = ["request", "base n", "candidate n"]
     for key, _ in FIGURES:
         headers += [f"{key} base ms", f"{key} candidate ms", f"{key} change [interval]"]
-    return _table([*headers, "P(slower)", "verdict"], rows)
+    return table([*headers, "P(slower)", "verdict"], rows)
 
 
 def _other_tables(result: dict[str, Any]) -> str:
@@ -160,7 +159,7 @@ def _other_tables(result: dict[str, Any]) -> str:
     if capacity:
         rows.append(["capacity, messages/s", fmt.number(capacity["base"]), fmt.number(capacity["candidate"]),
                      (capacity["verdict"], _css(capacity["verdict"]))])
-    return _table(["", "base", "candidate", "verdict"], rows)
+    return table(["", "base", "candidate", "verdict"], rows)
 
 
 def _slo_text(kind: str, value: float | None, passed: bool | None) -> str:

@@ -185,15 +185,15 @@ def generator_block(summary: dict[str, Any]) -> str:
     gen = summary.get("generator")
     if not gen:
         return ""
-    table = _table(["target messages/s", "achieved messages/s", "schedule lag p99"],
-                   [[fmt.number(gen.get("target_messages_per_second")),
-                     fmt.number(gen.get("achieved_messages_per_second")),
-                     f"{fmt.ms(gen.get('schedule_lag_p99'))} ms"]])
+    figures = table(["target messages/s", "achieved messages/s", "schedule lag p99"],
+                    [[fmt.number(gen.get("target_messages_per_second")),
+                      fmt.number(gen.get("achieved_messages_per_second")),
+                      f"{fmt.ms(gen.get('schedule_lag_p99'))} ms"]])
     warning = ""
     if gen.get("behind"):
         warning = ("<p class='note warn'><b>The generator fell behind:</b> its schedule lag p99 is over 100 ms, so "
                    "the run measured less load than the target (coordinated omission made visible).</p>")
-    return f"<h2>Load generator</h2>\n{warning}{table}"
+    return f"<h2>Load generator</h2>\n{warning}{figures}"
 
 
 def slo_block(summary: dict[str, Any]) -> str:
@@ -203,7 +203,7 @@ def slo_block(summary: dict[str, Any]) -> str:
     rows = [[s["name"], (s["kind"], "text"), fmt.slo_figure(s["kind"], s["target"]),
              fmt.slo_figure(s["kind"], s["value"]), _margin(s.get("margin")), _passed(s["passed"])] for s in slos]
     return ("<h2>SLOs</h2>\n<p class='caption'>Margin: the headroom as a share of the target (negative: by how much "
-            "it breaks).</p>\n" + _table(["SLO", "kind", "target", "value", "margin", "passed"], rows))
+            "it breaks).</p>\n" + table(["SLO", "kind", "target", "value", "margin", "passed"], rows))
 
 
 def _margin(value: float | None) -> Cell:
@@ -219,7 +219,7 @@ def requests_block(summary: dict[str, Any]) -> str:
     rows = [[name, (r["method"], "text"), fmt.number(r["count"]), _failures(r["failures"]), fmt.number(r["rps"], 2),
              *(fmt.ms(r.get(key)) for key in FIGURE_KEYS)] for name, r in requests.items()]
     headers = ["request", "method", "count", "failures", "rps", *(f"{k} ms" for k in FIGURE_KEYS)]
-    return "<h3>Requests</h3>\n" + _table(headers, rows)
+    return "<h3>Requests</h3>\n" + table(headers, rows)
 
 
 def delivery_block(summary: dict[str, Any]) -> str:
@@ -228,7 +228,7 @@ def delivery_block(summary: dict[str, Any]) -> str:
         return ""
     row = [fmt.number(delivery["count"]), *(fmt.ms(delivery.get(key)) for key in FIGURE_KEYS)]
     return ("<p class='sub'>message:new at the receiver, counted up to the end of the run (the drain included)."
-            "</p>\n" + _table(["count", *(f"{k} ms" for k in FIGURE_KEYS)], [row]))
+            "</p>\n" + table(["count", *(f"{k} ms" for k in FIGURE_KEYS)], [row]))
 
 
 def checker_block(summary: dict[str, Any]) -> str:
@@ -238,7 +238,7 @@ def checker_block(summary: dict[str, Any]) -> str:
     rows: list[list[Cell]] = [[key, _failures(value) if key in _CHECKER_PROBLEMS else fmt.number(value)]
                               for key, value in checker.items()]
     return ("<h3>Delivery checker</h3>\n<p class='sub'>Every message sent, followed to its receiver: lost, "
-            "duplicated, redelivered and out of order.</p>\n" + _table(["counter", "value"], rows))
+            "duplicated, redelivered and out of order.</p>\n" + table(["counter", "value"], rows))
 
 
 def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
@@ -251,7 +251,7 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
              f"{st['window']['start'] - t0:.0f} to {st['window']['end'] - t0:.0f} s",
              *(_slo_cell(s) for s in st["slos"]), _passed(st["passed"])] for st in stages]
     headers = ["stage", "messages/s", "plateau (since start)", *names, "passed"]
-    return "<h2>Stages</h2>\n<p class='sub'>Each stage on its plateau (start + settle to end).</p>\n" + _table(
+    return "<h2>Stages</h2>\n<p class='sub'>Each stage on its plateau (start + settle to end).</p>\n" + table(
         headers, rows)
 
 
@@ -289,7 +289,7 @@ def capacity_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
     parts = [f"<p class='caption'>Throughput: successful {escape(of if isinstance(of, str) else ', '.join(of))} "
              "per second on each plateau; concurrency: requests in flight by Little's law (throughput × mean "
              "latency).</p>",
-             _table(["stage", "target/s", "throughput/s", "concurrency", "p50 ms", "p99 ms", "delivery p99 ms",
+             table(["stage", "target/s", "throughput/s", "concurrency", "p50 ms", "p99 ms", "delivery p99 ms",
                      "SLOs"], rows)]
     knee = analysis.get("knee")
     parts.append(f"<p class='note'>Knee: stage {knee['stage']} ({fmt.number(knee['target'])}/s) is the first "
@@ -371,7 +371,7 @@ def alerts_block(run: RunData | None) -> str:
                                (_when(a.get("last_seen"), t0), "text"), (_alert_extra(a), "text")]
                               for a in run.alerts]
     return ("<h2>Alerts</h2>\n<p class='sub'>The alerts Prometheus had firing during the run.</p>\n"
-            + _table(["alert", "state", "labels", "active at", "last seen", "more"], rows))
+            + table(["alert", "state", "labels", "active at", "last seen", "more"], rows))
 
 
 def _when(value: Any, t0: float) -> str:
@@ -392,7 +392,9 @@ _CHECKER_PROBLEMS = {"lost", "duplicated", "redelivered", "out_of_order", "send_
 _ALERT_SHOWN = {"alertname", "state", "labels", "active_at", "activeAt", "last_seen"}
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+    """An HTML table; a cell is text, or (text, css class), where the class `html` marks text that is markup
+    already (escaped by its maker)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>\n" for row in rows)
     return f"<table>\n<tr>{head}</tr>\n{body}</table>"
@@ -400,6 +402,8 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
 
 def _cell(cell: Cell) -> str:
     text, css = cell if isinstance(cell, tuple) else (cell, "")
+    if css == "html":
+        return f"<td class='text'>{text}</td>"
     return f"<td class='{css}'>{escape(text)}</td>" if css else f"<td>{escape(text)}</td>"
 
 

@@ -119,4 +119,4 @@ def test_command_line_exit_codes_and_files(tmp_path: Path) -> None:
     assert "error:" in missing.stderr and "nowhere" in missing.stderr
     assert cli(str(base), str(same), "--threshold", "5").returncode == 2
     too_few = cli(str(base), str(same), "--resamples", "10")
-    assert too_few.returncode == 2 and "at least 100" in too_few.stderr
+    assert too_few.returncode == 2 and "at least 100 resamples" in too_few.stderr
