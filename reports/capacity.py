@@ -62,17 +62,22 @@ class Fit:
         return self.kappa > 0 and self.stderr[1] < self.kappa
 
     @property
+    def sigma_measured(self) -> bool:
+        """Whether contention is told apart from zero."""
+        return self.sigma > 1e-6 and self.stderr[0] < self.sigma
+
+    @property
     def peak_concurrency(self) -> float | None:
         """N*, where throughput is highest; None when kappa is not told apart from 0 (throughput levels off)."""
         return math.sqrt((1 - self.sigma) / self.kappa) if self.kappa_measured else None
 
     @property
     def peak_throughput(self) -> float:
-        """X(N*), or the ceiling lambda / sigma approached without a peak (inf when sigma is 0 too)."""
+        """X(N*), or the ceiling lambda / sigma approached without a peak (inf when no contention was measured)."""
         n = self.peak_concurrency
         if n is not None:
             return float(usl(n, self.sigma, self.kappa, self.lam))
-        return self.lam / self.sigma if self.sigma > 0 else math.inf
+        return self.lam / self.sigma if self.sigma_measured else math.inf
 
     def problems(self, max_measured: float) -> list[str]:
         """Why the fit should not be trusted, in words; empty when it can be."""
@@ -86,15 +91,16 @@ class Fit:
         if peak is not None and peak > EXTRAPOLATION * max_measured:
             out.append(f"the peak (N = {peak:.3g}) lies far beyond the largest measured concurrency "
                        f"({max_measured:.3g}): it is an extrapolation")
-        if peak is None and self.sigma == 0:
-            out.append("neither contention nor crosstalk was measured: the runs stayed in the linear range")
+        if peak is None and not self.sigma_measured:
+            out.append("neither contention nor crosstalk was measured: the runs stayed in the linear range, so no "
+                       "limit can be predicted")
         return out
 
     def notes(self) -> list[str]:
         """What the fit says beyond its numbers."""
-        if self.peak_concurrency is None and self.sigma > 0:
-            return [f"kappa ({self.kappa:.2g} ± {self.stderr[1]:.2g}) is not told apart from 0: throughput levels "
-                    f"off towards lambda/sigma = {self.lam / self.sigma:.4g}/s instead of peaking"]
+        if self.peak_concurrency is None and self.sigma_measured:
+            return ["kappa is not told apart from 0, so the law was fitted with kappa = 0: throughput levels off "
+                    f"towards lambda/sigma = {self.lam / self.sigma:.4g}/s instead of peaking"]
         return []
 
     def as_dict(self, max_measured: float) -> dict[str, Any]:
@@ -122,20 +128,33 @@ def fit_usl(n: npt.ArrayLike, x: npt.ArrayLike) -> Fit:
         raise FitError(f"{len(n_arr)} plateaus with throughput: a three-parameter fit needs at least {MIN_POINTS}")
     first = int(np.argmin(n_arr))
     lam0 = x_arr[first] / n_arr[first]
+    fit = _least_squares(n_arr, x_arr, lam0, with_kappa=True)
+    if not fit.kappa_measured:
+        # kappa is not told apart from 0: the two-parameter law (kappa = 0) gives the curve and its ceiling
+        fit = _least_squares(n_arr, x_arr, lam0, with_kappa=False)
+    return fit
+
+
+def _least_squares(n: npt.NDArray[np.float64], x: npt.NDArray[np.float64], lam0: float, *, with_kappa: bool) -> Fit:
+    def model(n: npt.NDArray[np.float64], *params: float) -> npt.NDArray[np.float64]:
+        return usl(n, params[0], params[1] if with_kappa else 0.0, params[-1])
+
+    p0, low, high = ([0.01, 0.0001, lam0], [0.0, 0.0, 0.0], [1.0, np.inf, np.inf]) if with_kappa else (
+        [0.01, lam0], [0.0, 0.0], [1.0, np.inf])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
-            params, cov = curve_fit(usl, n_arr, x_arr, p0=(0.01, 0.0001, lam0),
-                                    bounds=([0.0, 0.0, 0.0], [1.0, np.inf, np.inf]), maxfev=20_000)
+            params, cov = curve_fit(model, n, x, p0=p0, bounds=(low, high), maxfev=20_000)
     except (RuntimeError, ValueError) as exc:
         raise FitError(f"the fit did not converge: {exc}") from exc
-    residual = x_arr - usl(n_arr, *params)
-    total = float(np.sum((x_arr - x_arr.mean()) ** 2))
+    residual = x - model(n, *params)
+    total = float(np.sum((x - x.mean()) ** 2))
     r2 = 1 - float(np.sum(residual**2)) / total if total > 0 else 0.0
-    stderr = tuple(float(v) if np.isfinite(v) else math.inf for v in np.sqrt(np.abs(np.diag(cov))))
-    sigma, kappa, lam = (float(v) for v in params)
-    return Fit(sigma=sigma, kappa=kappa, lam=lam, stderr=(stderr[0], stderr[1], stderr[2]), r2=r2,
-               points=len(n_arr))
+    errors = [float(v) if np.isfinite(v) else math.inf for v in np.sqrt(np.abs(np.diag(cov)))]
+    if not with_kappa:
+        params, errors = np.array([params[0], 0.0, params[1]]), [errors[0], 0.0, errors[1]]
+    return Fit(sigma=float(params[0]), kappa=float(params[1]), lam=float(params[2]),
+               stderr=(errors[0], errors[1], errors[2]), r2=r2, points=len(n))
 
 
 # --- a run's plateaus -----------------------------------------------------------------------------------------

@@ -1,15 +1,21 @@
 """`compare BASE CANDIDATE`: did the candidate run get slower, fail more, or lose messages, beyond noise?
 
 Latency (per request name and delivery, p50 and p99 over each run's evaluation window) is judged with a block
-bootstrap: a run's interval records (one worker's ~3 s histogram each) are resampled with replacement, merged, and
-read again, `resamples` times per run; the ratio candidate/base of each replicate pair gives a confidence interval
-of the change. Resampling whole intervals rather than single samples keeps the correlation between neighbouring
-requests (a slow second slows all its requests), so the interval is not falsely narrow. A figure counts as a
-regression when all three hold:
+bootstrap: a run's interval records (one worker's ~3 s histogram each) are grouped in 5 s blocks (every worker's
+records of one moment together), the blocks are resampled with replacement, merged and read again, `resamples`
+times per run. The spread of log(candidate/base) over the replicate pairs gives the change's interval around the
+measured ratio. Resampling whole blocks keeps the correlation between requests close in time (a slow second slows
+all its requests), and a request with fewer than 10 blocks in a run is not judged: so few blocks would give a
+falsely narrow interval. Each figure's interval is at confidence 1 - (1 - confidence) / m for m figures judged
+(Bonferroni), so the whole comparison holds at `confidence`. A figure counts as a regression when all three hold:
 
 - the interval lies above 1 (the change is not noise at the chosen confidence);
 - the change is at least `threshold` (default 10 %) of the base: smaller shifts are not worth a failed build;
-- the change is at least `min_delta_ms` (default 1 ms): 0.4 ms becoming 0.5 ms is +25 % and means nothing.
+- the change is at least `min_delta_ms` (default 0.5 ms): 0.2 ms becoming 0.3 ms is +50 % and means nothing.
+
+The interval measures the noise within each run, not between runs: two runs of one commit on a shared machine can
+differ by more (other load, caches, the database's state). Compare runs of the same scenario on a quiet machine,
+and follow a figure over many runs with `trend`.
 
 An improvement is the mirror image. Next to each latency verdict, the Mann-Whitney U statistic over the two merged
 histograms gives the probability that a candidate request is slower than a base one (0.5: no shift), a
@@ -57,11 +63,15 @@ class Settings:
     """What counts as a change."""
 
     threshold: float = 0.10
-    min_delta_ms: float = 1.0
+    min_delta_ms: float = 0.5
     confidence: float = 0.99
     resamples: int = 1000
-    min_count: int = 100  # fewer samples than this in either run: the figure is not judged
+    min_count: int = 100  # fewer samples than this in either run: the request is not judged
+    min_blocks: int = 10  # fewer time blocks than this in either run: the interval would be falsely narrow
     seed: int = 0
+
+
+BLOCK_SECONDS = 5.0  # every worker's records whose midpoints fall in one 5 s block are resampled together
 
 
 # --- latency ------------------------------------------------------------------------------------------------
@@ -79,11 +89,22 @@ class Sample:
         return int(self.matrix.sum())
 
 
-def sample(records: list[Record], used: npt.NDArray[np.int64]) -> Sample:
-    matrix = np.zeros((len(records), len(used)), dtype=np.float64)
-    for row, record in enumerate(records):
-        counts = record.counts
-        matrix[row, np.searchsorted(used, counts.index)] = counts.count
+def blocks(records: list[Record]) -> dict[int, list[Record]]:
+    """The records with samples, grouped by 5 s block of their midpoint: the workers' records of one moment
+    move together (a slow second slows every worker), so they are resampled as one."""
+    out: dict[int, list[Record]] = {}
+    for record in records:
+        if record.counts.total:
+            out.setdefault(math.floor(record.mid / BLOCK_SECONDS), []).append(record)
+    return out
+
+
+def sample(grouped: dict[int, list[Record]], used: npt.NDArray[np.int64]) -> Sample:
+    matrix = np.zeros((len(grouped), len(used)), dtype=np.float64)
+    for row, records in enumerate(grouped.values()):
+        for record in records:
+            counts = record.counts
+            matrix[row, np.searchsorted(used, counts.index)] += counts.count
     return Sample(matrix, used)
 
 
@@ -104,7 +125,7 @@ def percentiles_of(counts: npt.NDArray[np.float64], used: npt.NDArray[np.int64],
 
 def bootstrap(s: Sample, percents: tuple[float, ...], resamples: int,
               rng: np.random.Generator) -> npt.NDArray[np.float64]:
-    """`resamples` x len(percents) percentile values (µs) of the record-resampled run."""
+    """`resamples` x len(percents) percentile values (µs) of the block-resampled run."""
     n = s.matrix.shape[0]
     picks = rng.integers(0, n, size=(resamples, n))
     weights = np.zeros((resamples, n))
@@ -132,29 +153,41 @@ def mann_whitney(base: Histogram, candidate: Histogram) -> dict[str, float]:
             "p_value": float(2 * stats.norm.sf(abs(z)))}
 
 
-def compare_latency(base: list[Record], candidate: list[Record], settings: Settings,
+def unjudgeable(base: list[Record], candidate: list[Record], settings: Settings) -> str | None:
+    """Why a request cannot be judged (too few samples or time blocks in a run); None when it can."""
+    for records in (base, candidate):
+        if sum(r.counts.total for r in records) < settings.min_count:
+            return f"fewer than {settings.min_count} samples in a run"
+        if len(blocks(records)) < settings.min_blocks:
+            return (f"fewer than {settings.min_blocks} blocks of {BLOCK_SECONDS:g} s in a run: an interval from "
+                    "so few would be falsely narrow")
+    return None
+
+
+def compare_latency(base: list[Record], candidate: list[Record], settings: Settings, level: float,
                     rng: np.random.Generator) -> dict[str, Any]:
-    """The p50/p99 changes of one request between two runs, with their bootstrap intervals and verdicts."""
+    """The p50/p99 changes of one request between two runs, each with its interval at `level` (the confidence
+    corrected for the number of figures judged) and its verdict."""
     merged_base, merged_candidate = merge(r.counts for r in base), merge(r.counts for r in candidate)
     entry: dict[str, Any] = {"base_count": merged_base.total, "candidate_count": merged_candidate.total}
-    if min(merged_base.total, merged_candidate.total) < settings.min_count:
+    reason = unjudgeable(base, candidate, settings)
+    if reason is not None:
         entry["verdict"] = "not judged"
-        entry["reason"] = f"fewer than {settings.min_count} samples in a run"
+        entry["reason"] = reason
         return entry
     used = np.union1d(np.flatnonzero(merged_base.counts), np.flatnonzero(merged_candidate.counts))
     percents = tuple(p for _, p in FIGURES)
-    base_sample = sample([r for r in base if r.counts.total], used)
-    candidate_sample = sample([r for r in candidate if r.counts.total], used)
-    boot_base = bootstrap(base_sample, percents, settings.resamples, rng)
-    boot_candidate = bootstrap(candidate_sample, percents, settings.resamples, rng)
+    boot_base = bootstrap(sample(blocks(base), used), percents, settings.resamples, rng)
+    boot_candidate = bootstrap(sample(blocks(candidate), used), percents, settings.resamples, rng)
     point_base = merged_base.values_at(percents)
     point_candidate = merged_candidate.values_at(percents)
-    tail = (1 - settings.confidence) / 2 * 100
+    z = float(stats.norm.isf((1 - level) / 2))
     verdicts = []
     for column, (key, _) in enumerate(FIGURES):
-        ratios = boot_candidate[:, column] / boot_base[:, column]
-        low, high = np.percentile(ratios, [tail, 100 - tail])
-        figure = judge(point_base[column] / 1e6, point_candidate[column] / 1e6, float(low), float(high), settings)
+        spread = float(np.std(np.log(boot_candidate[:, column] / boot_base[:, column]), ddof=1))
+        centre = math.log(point_candidate[column] / point_base[column])
+        low, high = math.exp(centre - z * spread), math.exp(centre + z * spread)
+        figure = judge(point_base[column] / 1e6, point_candidate[column] / 1e6, low, high, settings)
         entry[key] = figure
         verdicts.append(figure["verdict"])
     entry["mann_whitney"] = mann_whitney(merged_base, merged_candidate)
@@ -297,7 +330,7 @@ def compare(base_dir: Path, candidate_dir: Path, settings: Settings | None = Non
     summary_base, summary_candidate = summarize(base), summarize(candidate)
     scope_base = Scope(base.send_window, base.delivery_window, checker=True)
     scope_candidate = Scope(candidate.send_window, candidate.delivery_window, checker=True)
-    requests: dict[str, Any] = {}
+    pairs: list[tuple[str, list[Record], list[Record]]] = []
     only: dict[str, list[str]] = {"base": [], "candidate": []}
     candidate_series = {s.key: s for s in candidate.requests()}
     for series in sorted(base.requests(), key=lambda s: (not s.is_delivery, s.name.lower(), s.method)):
@@ -305,17 +338,25 @@ def compare(base_dir: Path, candidate_dir: Path, settings: Settings | None = Non
         label = "delivery (message:new)" if series.is_delivery else base.label(series)
         if other is None:
             only["base"].append(label)
-            continue
-        requests[label] = compare_latency(records_in([series], scope_base), records_in([other], scope_candidate),
-                                          settings, rng)
+        else:
+            pairs.append((label, records_in([series], scope_base), records_in([other], scope_candidate)))
     only["candidate"] = sorted(candidate.label(s) for s in candidate_series.values())
+    if not pairs:
+        raise RunDataError(f"the runs share no request name: nothing to compare ({base.run_dir} has "
+                           f"{', '.join(only['base']) or 'none'}; {candidate.run_dir} has "
+                           f"{', '.join(only['candidate']) or 'none'})")
+    judged = sum(1 for _, a, b in pairs if unjudgeable(a, b, settings) is None) * len(FIGURES)
+    level = 1 - (1 - settings.confidence) / max(judged, 1)  # Bonferroni over every figure judged
+    requests = {label: compare_latency(a, b, settings, level, rng) for label, a, b in pairs}
     all_base = [r for s in base.requests() if not s.is_delivery for r in records_in([s], scope_base)]
     all_candidate = [r for s in candidate.requests() if not s.is_delivery for r in records_in([s], scope_candidate)]
     result: dict[str, Any] = {
         "base": _run_facts(base, summary_base),
         "candidate": _run_facts(candidate, summary_candidate),
         "settings": asdict(settings),
-        "warnings": differences(base, candidate),
+        "figure_confidence": round(level, 6),
+        "warnings": differences(base, candidate) + [
+            f"only in the {role} run, not compared: {', '.join(labels)}" for role, labels in only.items() if labels],
         "requests": requests,
         "only_in": only,
         "errors": compare_errors(all_base, all_candidate),
@@ -387,7 +428,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--min-delta-ms", type=non_negative, default=Settings.min_delta_ms,
                    help="smallest absolute latency change that counts, in ms (default %(default)s)")
     p.add_argument("--confidence", type=fraction, default=Settings.confidence,
-                   help="confidence of the bootstrap intervals (default %(default)s)")
+                   help="confidence of the whole comparison; each figure's interval is widened for the number of "
+                        "figures judged (default %(default)s)")
     p.add_argument("--resamples", type=at_least(100, " resamples to make an interval"), default=Settings.resamples,
                    help="bootstrap resamples per run and request, at least 100 (default %(default)s)")
     p.add_argument("--seed", type=int, default=Settings.seed, help="seed of the resampling (default %(default)s)")

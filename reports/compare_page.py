@@ -84,18 +84,16 @@ def render(result: dict[str, Any], plotted: bool) -> str:
         parts.append(f"<p class='note err'><b>Regressions</b></p><ul>{items}</ul>")
     parts.append(_runs_table(base, candidate))
     parts.append(
-        f"<p class='note'>A latency figure is a regression when its {settings['confidence']:.0%} block-bootstrap "
-        f"interval (interval records resampled {settings['resamples']} times) lies above the base and the change "
-        f"is at least {settings['threshold']:.0%} and {settings['min_delta_ms']:g} ms. \"within noise\": a real "
+        f"<p class='note'>A latency figure is a regression when its block-bootstrap interval (5 s blocks resampled "
+        f"{settings['resamples']} times; {result['figure_confidence']:.4%} per figure, so that the whole "
+        f"comparison holds at {settings['confidence']:.0%}) lies above the base and the change is at least "
+        f"{settings['threshold']:.0%} and {settings['min_delta_ms']:g} ms. It measures the noise within each run, "
+        "not between runs. \"within noise\": a real "
         "shift below those thresholds. P(slower): the probability that a candidate request is slower than a base "
         "one (Mann-Whitney U; 0.5 = no shift).</p>")
     if plotted:
         parts.append(f"<img src='{COMPARE_PNG}' alt='latency changes with their intervals'>")
     parts.append("<h2>Latency</h2>\n" + _latency_table(result))
-    only = result["only_in"]
-    for role in ("base", "candidate"):
-        if only[role]:
-            parts.append(f"<p class='note'>Only in the {role}: {escape(', '.join(only[role]))}</p>")
     parts.append("<h2>Errors, messages, SLOs</h2>\n" + _other_tables(result))
     body = "\n".join(parts)
     return (f"<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n<title>compare "

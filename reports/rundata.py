@@ -27,6 +27,7 @@ from scenarios.model import Scenario, ScenarioError, load_scenario
 
 DELIVERY = ("WS", "message:new")  # the request entry measured at the receiver
 SCHEDULE_LAG = ("LAG", "schedule")  # the generator's lag against its open-model schedule
+REPORT_INTERVAL = 3.0  # seconds: how often each worker writes a hist/ record
 
 
 class RunDataError(Exception):
@@ -240,19 +241,21 @@ def _read_timeline(path: Path) -> Timeline:
 
 
 def _timeline(raw: dict[str, Any]) -> Timeline:
-    """The time facts. A stage is cut at the end of the sends; one without a start or an end, or whose plateau
-    had not begun when the sends ended (a run stopped on a breach), did not run and is left out."""
+    """The time facts. A stage is cut at the end of the sends. One without a start or an end did not run; one
+    whose plateau is shorter than a reporting interval (a run stopped on a breach cut it, or it is that short)
+    holds no record to judge it by: both are left out."""
     send_end = float(raw["send_end"])
-    stages = tuple(
-        Stage(index=int(s["index"]), start=float(s["start"]), end=min(float(s["end"]), send_end),
-              settle=float(s.get("settle") or 0), messages_per_second=float(s.get("messages_per_second") or 0))
-        for s in raw.get("stages") or []
-        if s.get("start") is not None and s.get("end") is not None
-        and float(s["start"]) + float(s.get("settle") or 0) < send_end
-    )
+    stages = []
+    for s in raw.get("stages") or []:
+        if s.get("start") is None or s.get("end") is None:
+            continue
+        stage = Stage(index=int(s["index"]), start=float(s["start"]), end=min(float(s["end"]), send_end),
+                      settle=float(s.get("settle") or 0), messages_per_second=float(s.get("messages_per_second") or 0))
+        if stage.plateau.length >= REPORT_INTERVAL:
+            stages.append(stage)
     return Timeline(
         run_id=raw.get("run_id"), t0=float(raw["t0"]), warmup_end=float(raw["warmup_end"]),
-        send_end=float(raw["send_end"]), end=float(raw["end"]), stages=stages,
+        send_end=send_end, end=float(raw["end"]), stages=tuple(stages),
         stopped_early=bool(raw.get("stopped_early", False)), stop_reason=str(raw.get("stop_reason") or ""),
     )
 

@@ -91,3 +91,18 @@ def test_a_single_stage_run_has_no_capacity_analysis(tmp_path: Path) -> None:
     run_dir = write_run(tmp_path / "run", [SyntheticStage(60, 50)])
     assert build(run_dir)["capacity_analysis"] is None
     assert not (run_dir / CAPACITY_PNG).exists()
+
+
+def test_a_stage_cut_short_by_a_stop_is_left_out(tmp_path: Path) -> None:
+    import json
+
+    run_dir = write_run(tmp_path / "run", [SyntheticStage(30, 50, settle=5), SyntheticStage(30, 100, settle=5),
+                                           SyntheticStage(30, 200, settle=5)], options=Options(capacity=True))
+    timeline = json.loads((run_dir / "timeline.json").read_text())
+    stage = timeline["stages"][2]
+    timeline["send_end"] = stage["start"] + stage["settle"] + 0.5  # stopped half a second into its plateau
+    (run_dir / "timeline.json").write_text(json.dumps(timeline))
+    summary = build(run_dir)
+    assert [s["index"] for s in summary["stages"]] == [0, 1]
+    assert [p["stage"] for p in summary["capacity_analysis"]["plateaus"]] == [0, 1]
+    assert summary["capacity_analysis"]["knee"] is None

@@ -120,3 +120,29 @@ def test_command_line_exit_codes_and_files(tmp_path: Path) -> None:
     assert cli(str(base), str(same), "--threshold", "5").returncode == 2
     too_few = cli(str(base), str(same), "--resamples", "10")
     assert too_few.returncode == 2 and "at least 100 resamples" in too_few.stderr
+
+
+def test_a_request_with_few_time_blocks_is_not_judged(tmp_path: Path) -> None:
+    short = [SyntheticStage(duration=40, messages_per_second=100)]
+    base = write_run(tmp_path / "a", short, CHAT, Options(seed=1))
+    candidate = write_run(tmp_path / "b", short, CHAT, Options(seed=2, latency_scale=1.5))
+    result = compare(base, candidate, FAST)
+    send = result["requests"]["message:send"]
+    assert send["verdict"] == "not judged" and "falsely narrow" in send["reason"]
+    assert result["verdict"] == "unchanged"
+
+
+def test_runs_without_a_request_in_common_are_an_error(tmp_path: Path) -> None:
+    from reports.rundata import RunDataError
+
+    base = write_run(tmp_path / "a", STAGES, CHAT[2:3], Options(seed=1))
+    candidate = write_run(tmp_path / "b", STAGES, CHAT[3:4], Options(seed=2))
+    with pytest.raises(RunDataError, match="share no request"):
+        compare(base, candidate, FAST)
+
+
+def test_requests_in_one_run_only_are_warned_about(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a", STAGES, CHAT, Options(seed=1))
+    candidate = write_run(tmp_path / "b", STAGES, CHAT[:3], Options(seed=2))
+    warnings = compare(base, candidate, FAST)["warnings"]
+    assert "only in the base run, not compared: GET /messaging/conversations/{id}/messages" in warnings
