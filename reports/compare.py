@@ -1,4 +1,4 @@
-"""`compare BASE CANDIDATE`: did the candidate run get slower, fail more, or lose messages, beyond noise?
+"""`compare BASE [BASE ...] CANDIDATE`: did the candidate run get slower, fail more, or lose messages, beyond noise?
 
 Latency (per request name and delivery, p50 and p99 over each run's evaluation window) is judged with a block
 bootstrap: a run's interval records (one worker's ~3 s histogram each) are grouped in 5 s blocks (every worker's
@@ -11,11 +11,13 @@ falsely narrow interval. Each figure's interval is at confidence 1 - (1 - confid
 
 - the interval lies above 1 (the change is not noise at the chosen confidence);
 - the change is at least `threshold` (default 10 %) of the base: smaller shifts are not worth a failed build;
-- the change is at least `min_delta_ms` (default 0.5 ms): 0.2 ms becoming 0.3 ms is +50 % and means nothing.
+- the change is at least `min_delta_ms` (default 1 ms): two runs of one commit on this machine moved every p50
+  by 0.6-0.7 ms (+16-21 %), so smaller shifts are not told apart from a rerun.
 
-The interval measures the noise within each run, not between runs: two runs of one commit on a shared machine can
-differ by more (other load, caches, the database's state). Compare runs of the same scenario on a quiet machine,
-and follow a figure over many runs with `trend`.
+With one base run the interval measures the noise within the runs only; two runs of one commit on a shared
+machine differ by more (other load, caches, the database's state). With two base runs or more, they are pooled and
+the spread of each figure between them (sd of its log) is added: var = within + between^2 (1 + 1/k) for k base
+runs, the candidate being one more run.
 
 An improvement is the mirror image. Next to each latency verdict, the Mann-Whitney U statistic over the two merged
 histograms gives the probability that a candidate request is slower than a base one (0.5: no shift), a
@@ -36,6 +38,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +66,7 @@ class Settings:
     """What counts as a change."""
 
     threshold: float = 0.10
-    min_delta_ms: float = 0.5
+    min_delta_ms: float = 1.0
     confidence: float = 0.99
     resamples: int = 1000
     min_count: int = 100  # fewer samples than this in either run: the request is not judged
@@ -164,10 +167,13 @@ def unjudgeable(base: list[Record], candidate: list[Record], settings: Settings)
     return None
 
 
-def compare_latency(base: list[Record], candidate: list[Record], settings: Settings, level: float,
+def compare_latency(base_runs: list[list[Record]], candidate: list[Record], settings: Settings, level: float,
                     rng: np.random.Generator) -> dict[str, Any]:
-    """The p50/p99 changes of one request between two runs, each with its interval at `level` (the confidence
-    corrected for the number of figures judged) and its verdict."""
+    """The p50/p99 changes of one request between the base run(s), pooled, and the candidate, each with its
+    interval at `level` (the confidence corrected for the number of figures judged) and its verdict. With two
+    base runs or more, the spread of each figure between them widens the interval: the candidate is one more
+    run, as far from the base's figure as runs are from one another."""
+    base = [r for records in base_runs for r in records]
     merged_base, merged_candidate = merge(r.counts for r in base), merge(r.counts for r in candidate)
     entry: dict[str, Any] = {"base_count": merged_base.total, "candidate_count": merged_candidate.total}
     reason = unjudgeable(base, candidate, settings)
@@ -181,13 +187,20 @@ def compare_latency(base: list[Record], candidate: list[Record], settings: Setti
     boot_candidate = bootstrap(sample(blocks(candidate), used), percents, settings.resamples, rng)
     point_base = merged_base.values_at(percents)
     point_candidate = merged_candidate.values_at(percents)
+    per_run = [merge(r.counts for r in records) for records in base_runs]
+    per_run = [h for h in per_run if h.total >= settings.min_count]
     z = float(stats.norm.isf((1 - level) / 2))
     verdicts = []
-    for column, (key, _) in enumerate(FIGURES):
-        spread = float(np.std(np.log(boot_candidate[:, column] / boot_base[:, column]), ddof=1))
+    for column, (key, percent) in enumerate(FIGURES):
+        within = float(np.var(np.log(boot_candidate[:, column] / boot_base[:, column]), ddof=1))
+        between = None
+        if len(per_run) >= 2:
+            between = float(np.std(np.log([h.values_at([percent])[0] for h in per_run]), ddof=1))
+        spread = math.sqrt(within + (between**2 * (1 + 1 / len(per_run)) if between is not None else 0.0))
         centre = math.log(point_candidate[column] / point_base[column])
         low, high = math.exp(centre - z * spread), math.exp(centre + z * spread)
         figure = judge(point_base[column] / 1e6, point_candidate[column] / 1e6, low, high, settings)
+        figure["between_runs"] = None if between is None else round(between, 4)
         entry[key] = figure
         verdicts.append(figure["verdict"])
     entry["mann_whitney"] = mann_whitney(merged_base, merged_candidate)
@@ -319,18 +332,22 @@ def _describe(value: Any) -> str:
 # --- the comparison -------------------------------------------------------------------------------------------
 
 
-def compare(base_dir: Path, candidate_dir: Path, settings: Settings | None = None) -> dict[str, Any]:
-    """The comparison document (compare.json); raises RunDataError when a run folder cannot be loaded."""
+def compare(base_dirs: Path | Sequence[Path], candidate_dir: Path,
+            settings: Settings | None = None) -> dict[str, Any]:
+    """The comparison document (compare.json); raises RunDataError when a run folder cannot be loaded or the
+    runs share no request. Several base runs are pooled; the first gives the base's facts, SLOs and checker."""
     settings = settings or Settings()
-    base, candidate = load_run(base_dir), load_run(candidate_dir)
-    for run, role in ((base, "base"), (candidate, "candidate")):
+    bases = [load_run(d) for d in ([base_dirs] if isinstance(base_dirs, Path) else base_dirs)]
+    candidate = load_run(candidate_dir)
+    for run, role in [*((b, "base") for b in bases), (candidate, "candidate")]:
         if not run.has_data:
             raise RunDataError(f"the {role} run {run.run_dir} has no histogram data: {run.hist_problem}")
+    base = bases[0]
     rng = np.random.default_rng(settings.seed)
     summary_base, summary_candidate = summarize(base), summarize(candidate)
     scope_base = Scope(base.send_window, base.delivery_window, checker=True)
     scope_candidate = Scope(candidate.send_window, candidate.delivery_window, checker=True)
-    pairs: list[tuple[str, list[Record], list[Record]]] = []
+    pairs: list[tuple[str, list[list[Record]], list[Record]]] = []
     only: dict[str, list[str]] = {"base": [], "candidate": []}
     candidate_series = {s.key: s for s in candidate.requests()}
     for series in sorted(base.requests(), key=lambda s: (not s.is_delivery, s.name.lower(), s.method)):
@@ -339,14 +356,16 @@ def compare(base_dir: Path, candidate_dir: Path, settings: Settings | None = Non
         if other is None:
             only["base"].append(label)
         else:
-            pairs.append((label, records_in([series], scope_base), records_in([other], scope_candidate)))
+            base_runs = [records_in([found], Scope(b.send_window, b.delivery_window, checker=True))
+                         for b in bases if (found := b.find(*series.key)) is not None]
+            pairs.append((label, base_runs, records_in([other], scope_candidate)))
     only["candidate"] = sorted(candidate.label(s) for s in candidate_series.values())
     if not pairs:
         raise RunDataError(f"the runs share no request name: nothing to compare ({base.run_dir} has "
                            f"{', '.join(only['base']) or 'none'}; {candidate.run_dir} has "
                            f"{', '.join(only['candidate']) or 'none'})")
-    judged = sum(1 for _, a, b in pairs if unjudgeable(a, b, settings) is None) * len(FIGURES)
-    level = 1 - (1 - settings.confidence) / max(judged, 1)  # Bonferroni over every figure judged
+    judged = sum(1 for _, a, b in pairs if unjudgeable([r for rs in a for r in rs], b, settings) is None)
+    level = 1 - (1 - settings.confidence) / max(judged * len(FIGURES), 1)  # Bonferroni over the figures judged
     requests = {label: compare_latency(a, b, settings, level, rng) for label, a, b in pairs}
     all_base = [r for s in base.requests() if not s.is_delivery for r in records_in([s], scope_base)]
     all_candidate = [r for s in candidate.requests() if not s.is_delivery for r in records_in([s], scope_candidate)]
@@ -355,7 +374,11 @@ def compare(base_dir: Path, candidate_dir: Path, settings: Settings | None = Non
         "candidate": _run_facts(candidate, summary_candidate),
         "settings": asdict(settings),
         "figure_confidence": round(level, 6),
-        "warnings": differences(base, candidate) + [
+        "base_runs": [b.run_id for b in bases],
+        "notes": [] if len(bases) > 1 else [
+            "one base run: the intervals cover the noise within the runs, not between runs; pass two base runs or "
+            "more (BASE BASE ... CANDIDATE) to include it"],
+        "warnings": list(dict.fromkeys(w for b in bases for w in differences(b, candidate))) + [
             f"only in the {role} run, not compared: {', '.join(labels)}" for role, labels in only.items() if labels],
         "requests": requests,
         "only_in": only,
@@ -417,12 +440,14 @@ def improvements(result: dict[str, Any]) -> bool:
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "compare", help="compare a candidate run with a base run; exit 1 on a regression",
-        description="Compare two run folders: latency per request (block bootstrap of p50/p99), errors (Fisher's "
-                    "exact test), lost/duplicated messages, SLOs and capacity. Writes compare.json, compare.html "
-                    "and compare.png; exits 0 without regression, 1 with one, 2 when a run cannot be read.")
-    p.add_argument("base", metavar="BASE", type=Path, help="the reference run folder")
-    p.add_argument("candidate", metavar="CANDIDATE", type=Path, help="the run folder to judge")
+        "compare", help="compare a candidate run with one base run or more; exit 1 on a regression",
+        description="Compare a candidate run folder with base run folders: latency per request (block bootstrap "
+                    "of p50/p99), errors (Fisher's exact test), lost/duplicated messages, SLOs and capacity. "
+                    "Writes compare.json, compare.html and compare.png; exits 0 without regression, 1 with one, "
+                    "2 when a run cannot be read.")
+    p.add_argument("runs", metavar="RUN", type=Path, nargs="+",
+                   help="the base run folder(s), then the candidate: BASE [BASE ...] CANDIDATE; with two base runs "
+                        "or more, the spread between them widens the intervals")
     p.add_argument("--threshold", type=fraction, default=Settings.threshold,
                    help="smallest relative latency change that counts, e.g. 0.1 for 10%% (default %(default)s)")
     p.add_argument("--min-delta-ms", type=non_negative, default=Settings.min_delta_ms,
@@ -442,11 +467,13 @@ def main(args: argparse.Namespace) -> int:
     settings = Settings(threshold=args.threshold, min_delta_ms=args.min_delta_ms, confidence=args.confidence,
                         resamples=args.resamples, seed=args.seed)
     try:
-        result = compare(args.base, args.candidate, settings)
+        if len(args.runs) < 2:
+            raise RunDataError("give a base run folder and a candidate run folder (BASE [BASE ...] CANDIDATE)")
+        result = compare(args.runs[:-1], args.runs[-1], settings)
     except RunDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    out = args.out or args.candidate / f"compare-{result['base']['run_id']}"
+    out = args.out or args.runs[-1] / f"compare-{result['base']['run_id']}"
     out.mkdir(parents=True, exist_ok=True)
     from reports.compare_page import write_page  # matplotlib is only loaded when a page is written
 
@@ -461,6 +488,7 @@ def text_table(result: dict[str, Any]) -> str:
     base, candidate = result["base"], result["candidate"]
     lines = [f"{base['run_id']} -> {candidate['run_id']}  verdict: {result['verdict'].upper()}"]
     lines += [f"  WARNING: {w}" for w in result["warnings"]]
+    lines += [f"  note: {n}" for n in result["notes"]]
     width = max((len(label) for label in result["requests"]), default=10)
     for label, entry in result["requests"].items():
         if entry["verdict"] == "not judged":

@@ -79,6 +79,11 @@ def render(result: dict[str, Any], plotted: bool) -> str:
         f"<div class='verdict {VERDICT_CSS.get(verdict, 'error')}'>{escape(verdict.upper())}</div>",
     ]
     parts += [f"<p class='note warn'><b>The runs differ:</b> {escape(w)}</p>" for w in result["warnings"]]
+    parts += [f"<p class='note'>{escape(n)}</p>" for n in result["notes"]]
+    if len(result["base_runs"]) > 1:
+        parts.append(f"<p class='note'>Base: {len(result['base_runs'])} runs pooled ("
+                     f"{escape(', '.join(result['base_runs']))}); the spread of each figure between them widens "
+                     "its interval.</p>")
     if result["regressions"]:
         items = "".join(f"<li>{escape(line)}</li>" for line in result["regressions"])
         parts.append(f"<p class='note err'><b>Regressions</b></p><ul>{items}</ul>")

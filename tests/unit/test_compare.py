@@ -146,3 +146,17 @@ def test_requests_in_one_run_only_are_warned_about(tmp_path: Path) -> None:
     candidate = write_run(tmp_path / "b", STAGES, CHAT[:3], Options(seed=2))
     warnings = compare(base, candidate, FAST)["warnings"]
     assert "only in the base run, not compared: GET /messaging/conversations/{id}/messages" in warnings
+
+
+def test_several_base_runs_widen_the_interval_by_their_spread(tmp_path: Path) -> None:
+    first, second = run(tmp_path, "a", seed=1), run(tmp_path, "b", seed=2, latency_scale=1.15)
+    rerun = run(tmp_path, "c", seed=3, latency_scale=1.15)
+    alone = compare(first, rerun, FAST)
+    assert alone["requests"]["message:send"]["p50"]["verdict"] == "regression"
+    assert alone["notes"] and "one base run" in alone["notes"][0]
+    pooled = compare([first, second], rerun, FAST)
+    assert pooled["verdict"] != "regression", pooled["regressions"]
+    assert pooled["base_runs"] == ["a", "b"] and pooled["notes"] == []
+    assert pooled["requests"]["message:send"]["p50"]["between_runs"] > 0.05
+    much_slower = compare([first, second], run(tmp_path, "d", seed=4, latency_scale=2.0), FAST)
+    assert much_slower["requests"]["message:send"]["p50"]["verdict"] == "regression"
