@@ -127,12 +127,7 @@ def latency_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | Non
     for ax, (title, bins) in zip(axes[:, 0], series, strict=True):
         for column in ("p50", "p95", "p99"):
             ax.plot(bins["t"], bins[column], label=column, linewidth=1.2, marker=".", markersize=3)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(LogFormatter())
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
-        ax.set_ylabel("ms")
-        ax.set_title(title, fontsize=10, loc="left")
-        _decorate(ax, run)
+        _latency_axis(ax, title, run)
     axes[-1, 0].set_xlabel("seconds since start")
     return _save(fig, out_dir, "latency.png", "Latency percentiles over time")
 
@@ -199,12 +194,7 @@ def client_vs_server_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> P
         ax.plot(tt, tv, label="client p99, trailing 1 min", color="tab:blue", linewidth=1.6, **_dots(len(tt)))
         ax.plot(t, v, label="service p99, trailing 1 min\n(Prometheus)", color="tab:orange", linewidth=1.6,
                 **_dots(len(t)))
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(LogFormatter())
-        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
-        ax.set_ylabel("ms")
-        ax.set_title(title, fontsize=10, loc="left")
-        _decorate(ax, run)
+        _latency_axis(ax, title, run)
     axes[0, 0].set_title("client above service: network, nginx, queueing", fontsize=7, loc="right", color="0.35")
     axes[-1, 0].set_xlabel("seconds since start")
     return _save(fig, out_dir, "client_vs_server.png", "Client-side against service-side p99")
@@ -516,6 +506,16 @@ def _busiest(frame: pd.DataFrame, n: int, include_delivery: bool = False) -> lis
     totals = frame[keep].groupby("label")["count"].sum()
     totals = totals[totals > 0].sort_values(ascending=False, kind="stable")
     return [str(label) for label in totals.index[:n]]
+
+
+def _latency_axis(ax: Any, title: str, run: RunData) -> None:
+    """A panel of latencies over time: log ms axis with labelled minor ticks, its title, the run's marks."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+    ax.set_ylabel("ms")
+    ax.set_title(title, fontsize=10, loc="left")
+    _decorate(ax, run)
 
 
 def _decorate(ax: Any, run: RunData) -> None:
