@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 SCENARIO ?= smoke
+NAMESPACE ?= chatload
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps services test test-slow lint generate fmt bench up run down status logs backup restore seed clean
+.PHONY: help venv sysdeps services test test-slow lint generate fmt bench up run down status logs backup restore seed clean deploy-bluegreen rollback-bluegreen
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,9 +39,10 @@ lint: venv ## ruff + mypy
 	$(BIN)/mypy
 	$(BIN)/mypy dashboards/*.dashboard.py
 
-generate: venv ## regenerate dashboards/json/ and alerts/rules/slos.yml from their Python sources
+generate: venv ## regenerate dashboards/json/, alerts/rules/slos.yml and k8s/monitoring/ from their sources
 	$(BIN)/python -m dashboards
 	$(BIN)/python -m alerts
+	$(BIN)/python -m k8s
 
 fmt: venv ## apply ruff's fixes
 	$(BIN)/ruff check --fix .
@@ -77,6 +79,13 @@ restore: venv ## restore a backup into a fresh database (FILE=path|backups/NAME|
 
 seed: venv ## load more background data (SEED_ARGS="--conversations 100000 --messages 2000000")
 	$(BIN)/python -m sut seed $(SEED_ARGS)
+
+deploy-bluegreen: venv ## migrate, then switch to IMAGE=... on the idle slot (NAMESPACE=chatload; DRY_RUN=1 LIVE=blue: print only)
+	@test -n "$(IMAGE)" || { echo "usage: make deploy-bluegreen IMAGE=registry/sut:tag [NAMESPACE=chatload] [DRY_RUN=1 LIVE=blue]" >&2; exit 2; }
+	$(BIN)/python -m k8s.bluegreen deploy --image "$(IMAGE)" --namespace "$(NAMESPACE)" $(if $(DRY_RUN),--dry-run) $(if $(LIVE),--live "$(LIVE)")
+
+rollback-bluegreen: venv ## switch back to the previous slot (NAMESPACE=chatload, TO=blue|green; DRY_RUN=1 TO=blue: print only)
+	$(BIN)/python -m k8s.bluegreen rollback --namespace "$(NAMESPACE)" $(if $(DRY_RUN),--dry-run) $(if $(TO),--to "$(TO)")
 
 clean: down ## remove the venv and local state
 	rm -rf $(VENV) .stack .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,156 @@
+"""The monitoring resources SREs install with the service, generated from the committed sources.
+
+- k8s/monitoring/prometheusrule.yaml: one Prometheus Operator `PrometheusRule` whose `spec.groups` are the groups
+  of alerts/rules/*.yml in file-name order, unchanged (the files promtool checks and unit-tests). It carries the
+  label `release: prometheus`, which kube-prometheus-stack's default `ruleSelector` matches when the Helm release
+  is called `prometheus`: with another release name, or a custom `ruleSelector`, change RULE_SELECTOR_LABELS here
+  (or patch the label in an overlay) so the operator picks the rules up.
+- k8s/monitoring/dashboards.yaml: one ConfigMap per dashboards/json/<stem>.json, named
+  `chatload-dashboard-<stem>`, labelled `grafana_dashboard: "1"` (the Grafana sidecar's default label) and
+  annotated `grafana_folder: chatload` (read when the sidecar's `folderAnnotation` is set to `grafana_folder`);
+  the data key `<stem>.json` holds the committed JSON text byte for byte.
+
+The output is plain YAML that kustomize can take as a resource (no namespace: the overlay sets it), and it is
+deterministic: keys in the order written here, sources in sorted order, explicit `---` document starts, and a
+line width no line reaches, so PyYAML never folds a long PromQL expression or description at a point that could
+differ between versions. Multi-line strings are literal blocks, as alerts/rules/slos.yml writes them.
+
+`python -m k8s` writes the files (each atomically); `python -m k8s --check` exits 1 naming the stale ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alerts.yamlstyle import Dumper
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "alerts" / "rules"
+DASHBOARDS = ROOT / "dashboards" / "json"
+OUT = ROOT / "k8s" / "monitoring"
+RULE_FILE = "prometheusrule.yaml"
+DASHBOARD_FILE = "dashboards.yaml"
+
+NAME = "chatload"
+LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": NAME}
+# kube-prometheus-stack's default ruleSelector is `release: <Helm release name>`: change this for another release.
+RULE_SELECTOR_LABELS = {"release": "prometheus"}
+SIDECAR_LABELS = {"grafana_dashboard": "1"}  # the Grafana sidecar's default `label` / `labelValue`
+FOLDER_ANNOTATIONS = {"grafana_folder": NAME}
+CONFIGMAP_LIMIT = 1024 * 1024  # bytes the API server stores in one ConfigMap
+WIDTH = 1 << 20  # wider than any line, so no scalar is folded
+_STEM = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _dump(documents: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(documents, Dumper=Dumper, sort_keys=False, width=WIDTH, default_flow_style=False,
+                         explicit_start=True, allow_unicode=True)
+
+
+def rule_sources(rules: Path = RULES) -> list[Path]:
+    return sorted(rules.glob("*.yml"))
+
+
+def dashboard_sources(dashboards: Path = DASHBOARDS) -> list[Path]:
+    return sorted(dashboards.glob("*.json"))
+
+
+def prometheus_rule(rules: Path = RULES) -> dict[str, Any]:
+    """The PrometheusRule whose groups are every rule file's groups, in file-name order."""
+    groups: list[dict[str, Any]] = []
+    for path in rule_sources(rules):
+        data = yaml.safe_load(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("groups"), list):
+            raise ValueError(f"{_rel(path)}: not a Prometheus rule file (no `groups:` list)")
+        groups += data["groups"]
+    if not groups:
+        raise ValueError(f"{_rel(rules)}: no rule groups in *.yml")
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": f"{NAME}-rules", "labels": {**LABELS, **RULE_SELECTOR_LABELS}},
+        "spec": {"groups": groups},
+    }
+
+
+def dashboard_configmap(path: Path) -> dict[str, Any]:
+    """One dashboard's ConfigMap; the JSON text is kept exactly as committed."""
+    stem = path.stem
+    if not _STEM.fullmatch(stem) or len(stem) > 253 - len(f"{NAME}-dashboard-"):
+        raise ValueError(f"{_rel(path)}: the file name must be a DNS label (a-z, 0-9, '-') to name a ConfigMap")
+    text = path.read_text()
+    json.loads(text)  # a broken file fails here, not in Grafana
+    if len(text.encode()) > CONFIGMAP_LIMIT:
+        raise ValueError(f"{_rel(path)}: {len(text.encode())} bytes do not fit in a ConfigMap (1 MiB)")
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{NAME}-dashboard-{stem}",
+            "labels": {**LABELS, **SIDECAR_LABELS},
+            "annotations": dict(FOLDER_ANNOTATIONS),
+        },
+        "data": {f"{stem}.json": text},
+    }
+
+
+def render_rules(rules: Path = RULES) -> str:
+    sources = "".join(f"#   {_rel(p)}\n" for p in rule_sources(rules))
+    header = (
+        "# Generated by `python -m k8s` from these files (slos.yml from alerts/slos.py); edit them, not this one:\n"
+        f"{sources}"
+        "# kube-prometheus-stack loads it when its ruleSelector matches `release: prometheus` (its default for a\n"
+        "# Helm release named `prometheus`): for another release name change RULE_SELECTOR_LABELS in\n"
+        "# k8s/generate.py, or patch the label in your overlay.\n"
+    )
+    return header + _dump([prometheus_rule(rules)])
+
+
+def render_dashboards(dashboards: Path = DASHBOARDS) -> str:
+    paths = dashboard_sources(dashboards)
+    if not paths:
+        raise ValueError(f"{_rel(dashboards)}: no *.json dashboards")
+    sources = "".join(f"#   {_rel(p)}\n" for p in paths)
+    header = (
+        "# Generated by `python -m k8s` from these files (made by `python -m dashboards`); edit\n"
+        "# dashboards/<name>.dashboard.py and run `make generate`, not this file:\n"
+        f"{sources}"
+        "# The Grafana sidecar loads ConfigMaps labelled grafana_dashboard: \"1\" from the namespaces it searches;\n"
+        "# set its folderAnnotation to grafana_folder to file them under `chatload`.\n"
+    )
+    return header + _dump([dashboard_configmap(p) for p in paths])
+
+
+def outputs(rules: Path = RULES, dashboards: Path = DASHBOARDS, out: Path = OUT) -> dict[Path, str]:
+    """Every generated file and the text it must hold."""
+    return {out / RULE_FILE: render_rules(rules), out / DASHBOARD_FILE: render_dashboards(dashboards)}
+
+
+def stale(wanted: dict[Path, str]) -> list[Path]:
+    """The files whose committed text differs from what the sources generate (or that are missing)."""
+    return [path for path, text in wanted.items() if not path.is_file() or path.read_text() != text]
+
+
+def write(path: Path, text: str) -> None:
+    """Replace `path` in one step: a reader sees the old file or the new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
