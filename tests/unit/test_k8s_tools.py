@@ -162,8 +162,7 @@ def test_a_dry_run_deploy_migrates_then_brings_up_green_then_switches(
 
 
 def test_the_default_job_manifest_is_the_committed_one(capsys: pytest.CaptureFixture[str]) -> None:
-    if not bluegreen.JOB_MANIFEST.is_file():
-        pytest.skip("k8s/base/migrate-job.yaml is not written yet")
+    assert bluegreen.JOB_MANIFEST.is_file()
     assert bluegreen.main(["deploy", "--image", IMAGE, "--dry-run", "--live", "green", "--replicas", "4"]) == 0
     out = capsys.readouterr().out
     assert "Job sut-migrate-1-4-2-" in out and "from k8s/base/migrate-job.yaml" in out
