@@ -87,10 +87,6 @@ class Sample:
     matrix: npt.NDArray[np.float64]  # records x used counters
     used: npt.NDArray[np.int64]  # counter index of each column
 
-    @property
-    def total(self) -> int:
-        return int(self.matrix.sum())
-
 
 def blocks(records: list[Record]) -> dict[int, list[Record]]:
     """The records with samples, grouped by 5 s block of their midpoint: the workers' records of one moment

@@ -35,7 +35,7 @@ import numpy.typing as npt
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, NullFormatter
 
-from reports.hist import Histogram, cdf, latency_figures, merge, values
+from reports.hist import PERCENTILES, Histogram, cdf, latency_figures, merge, values
 from reports.promdata import PromSeries, select, users_over_time
 from reports.rundata import Record, RunData, Series
 
@@ -274,7 +274,8 @@ def delivery_cdf_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot 
                 top.axvline(value * 1000, color=mark_color, linestyle="--", linewidth=1,
                             label=f"delivery {name} {value * 1000:.3g} ms")
             else:
-                top.plot([value * 1000], [_fraction(key)], marker="o", markersize=5, color=mark_color,
+                share = dict(PERCENTILES)[key] / 100
+                top.plot([value * 1000], [share], marker="o", markersize=5, color=mark_color,
                          markerfacecolor="none", label=f"ack {name} {value * 1000:.3g} ms")
     for level, name in ((0.5, "p50"), (0.01, "p99"), (0.001, "p99.9")):
         bottom.axhline(level, color="0.6", linestyle=":", linewidth=0.8)
@@ -308,10 +309,6 @@ def _cdf_points(histogram: Histogram) -> tuple[FloatArray, FloatArray]:
         keep = np.unique(np.concatenate(([0], np.searchsorted(x, grid, side="right") - 1, [len(x) - 1])))
         x, y = x[keep], y[keep]
     return x, y
-
-
-def _fraction(key: str) -> float:
-    return {"p50": 0.5, "p99": 0.99, "p999": 0.999}[key]
 
 
 def users_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | None:

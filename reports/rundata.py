@@ -203,7 +203,7 @@ def load_run(run_dir: Path) -> RunData:
     scenario = _read_scenario(run_dir / "scenario.yaml")
     timeline = _read_timeline(run_dir / "timeline.json")
     series, hist_problem = _read_hist(run_dir / "hist")
-    meta = _read_json_object(run_dir / "meta.json")
+    meta = read_json_object(run_dir / "meta.json")
     prom = run_dir / "prom"
     return RunData(
         run_dir=run_dir,
@@ -264,7 +264,7 @@ def _read_hist(hist_dir: Path) -> tuple[list[Series], str | None]:
     index_path = hist_dir / "index.json"
     if not index_path.is_file():
         return [], f"{index_path} is missing"
-    index = _read_json_object(index_path)
+    index = read_json_object(index_path)
     if index is None:
         return [], f"{index_path} is unreadable"
     series = [
@@ -294,7 +294,7 @@ def _read_records(path: Path) -> list[Record]:
 
 
 def _read_checker(path: Path) -> dict[str, int] | None:
-    raw = _read_json_object(path)
+    raw = read_json_object(path)
     if raw is None:
         return None
     return {key: int(value) for key, value in raw.items() if isinstance(value, int | float)}
@@ -321,7 +321,7 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_json_object(path: Path) -> dict[str, Any] | None:
+def read_json_object(path: Path) -> dict[str, Any] | None:
     raw = _read_json(path)
     return raw if isinstance(raw, dict) else None
 
@@ -403,4 +403,4 @@ def _one_line(exc: BaseException) -> str:
 
 
 __all__ = ["DELIVERY", "SCHEDULE_LAG", "Record", "RunData", "RunDataError", "Series", "Stage", "Timeline",
-           "Window", "load_run", "rate"]
+           "Window", "load_run", "rate", "read_json_object"]

@@ -77,6 +77,7 @@ from reports.build import REPORT_FILE, SUMMARY_FILE
 from reports.hist import FIGURE_KEYS
 from reports.html import CSS, Cell, table
 from reports.options import at_least, fraction, non_negative, replace_file
+from reports.rundata import read_json_object
 
 PLOT_FILE = "trend.png"
 JSON_FILE = "trend.json"
@@ -156,6 +157,11 @@ class Skipped:
     reason: str
 
 
+def bonferroni(p_value: float, candidates: int) -> float:
+    """The p-value of the best of `candidates` tests."""
+    return min(1.0, p_value * candidates)
+
+
 @dataclass(frozen=True)
 class Split:
     """A new level starts at `position`, found by testing the best of `candidates` splits or intervals."""
@@ -167,8 +173,7 @@ class Split:
 
     @property
     def p_adjusted(self) -> float:
-        """Bonferroni over the candidates."""
-        return min(1.0, self.p_value * self.candidates)
+        return bonferroni(self.p_value, self.candidates)
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,7 @@ class Interval:
 
     @property
     def p_adjusted(self) -> float:
-        return min(1.0, self.p_value * self.candidates)
+        return bonferroni(self.p_value, self.candidates)
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,7 @@ def load(folder: Path) -> Run | Skipped:
         return Skipped(folder.name, f"verdict error: {summary.get('error') or 'the run has no usable data'}")
     if not isinstance(scenario, str):
         return Skipped(folder.name, f"{SUMMARY_FILE} names no scenario")
-    meta = _read_object(folder / META_FILE)
+    meta = read_json_object(folder / META_FILE) or {}
     starts = (_number(meta.get("start")), _number(_object(summary.get("window")).get("start")),
               _folder_time(folder.name))
     start = next((t for t in starts if t is not None), None)
@@ -796,13 +801,6 @@ def _number(value: Any) -> float | None:
 
 def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _read_object(path: Path) -> dict[str, Any]:
-    try:
-        return _object(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
 
 
 def _folder_time(name: str) -> float | None:
