@@ -26,7 +26,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import RescheduleTask, StopUser
 
 from loadtests.checker import Checker, Seen
-from loadtests.config import ACK_TIMEOUT, LAG_WARNING, RUN, Config
+from loadtests.config import ACK_TIMEOUT, LAG_WARNING, RETRY_BACKOFF, RUN, SEND_TRIES, Config
 from loadtests.recorder import LAG, Recorder
 from loadtests.sioclient import ConnectError, SioClient, elapsed_ms
 
@@ -170,6 +170,12 @@ class ChatPair(FastHttpUser):
         side.client = None
         side.retry_connect_at = time.time() + random.uniform(0.2, 1.0)
         log.debug("user %s disconnected: %s", side.user_id, why)
+        # acks travel on the connection: those of the sends in flight will never come. Retried after the
+        # reconnect with the same client_message_id (the service stores each once).
+        for attempt in list(side.inflight.values()):
+            del side.inflight[attempt.seq]
+            self._fire("message:send", elapsed_ms(attempt.sent), ConnectionError(f"connection lost: {why}"))
+            self._retry_or_fail(side, attempt, retry_after=0.0)
 
     def _ensure_connected(self) -> bool:
         ok = True
@@ -269,9 +275,9 @@ class ChatPair(FastHttpUser):
             tries = attempt.tries
             client.emit("message:send", payload, lambda ack: self._on_ack(side, attempt, tries, ack))
         except ConnectionError as exc:
-            side.inflight.pop(attempt.seq, None)
-            self._fire("message:send", elapsed_ms(attempt.sent), exc)
-            self._retry_or_fail(side, attempt, retry_after=1.0)
+            if side.inflight.pop(attempt.seq, None) is attempt:   # else the disconnect handler retried it already
+                self._fire("message:send", elapsed_ms(attempt.sent), exc)
+                self._retry_or_fail(side, attempt, retry_after=1.0)
 
     def _on_ack(self, side: Side, attempt: _Attempt, tries: int, ack: Any) -> None:
         if side.inflight.get(attempt.seq) is not attempt or attempt.tries != tries:
@@ -303,15 +309,19 @@ class ChatPair(FastHttpUser):
             CHECKER.send_failed()
 
     def _retry_or_fail(self, side: Side, attempt: _Attempt, retry_after: float) -> None:
-        """Retry once with the same client_message_id, as a client should; then give up."""
-        if attempt.tries >= 2 or time.time() + retry_after >= self.send_end() + self.config.scenario.grace:
+        """Retry with the same client_message_id, as a client should: after the service's retry_after or an
+        exponential backoff (the longer), with jitter so retries do not come back in step; give up after
+        SEND_TRIES or when the retry would land past the grace period."""
+        first, cap = RETRY_BACKOFF
+        delay = min(max(retry_after, first * 2 ** (attempt.tries - 1)), cap) * random.uniform(1.0, 1.5)
+        if attempt.tries >= SEND_TRIES or time.time() + delay >= self.send_end() + self.config.scenario.grace:
             CHECKER.send_failed()
             return
         attempt.tries += 1
-        gevent.spawn_later(min(retry_after, 5.0), self._attempt, side, attempt)
+        gevent.spawn_later(delay, self._attempt, side, attempt)
 
     def _sweep(self) -> None:
-        """Sends without an ack in ACK_TIMEOUT fail (and are retried once)."""
+        """Sends without an ack in ACK_TIMEOUT fail (and are retried)."""
         now = time.perf_counter()
         for side in self.sides:
             for attempt in [a for a in side.inflight.values() if now - a.sent > ACK_TIMEOUT]:

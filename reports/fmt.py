@@ -35,6 +35,8 @@ def slo_figure(kind: str, value: float | None) -> str:
         return f"{value * 100:.4g}%"
     if kind == "checker":
         return number(value)
+    if kind == "recovery":
+        return f"{value:.3g} s"
     return f"{value:.4g}"
 
 

@@ -58,6 +58,7 @@ def render_report(summary: dict[str, Any], run: RunData | None, plots: Sequence[
         meta_block(summary, run),
         generator_block(summary),
         slo_block(summary),
+        faults_block(summary),
         stages_block(summary, run),
         capacity_section(summary, by_file),
         latency_section(summary, by_file),
@@ -239,6 +240,33 @@ def checker_block(summary: dict[str, Any]) -> str:
                               for key, value in checker.items()]
     return ("<h3>Delivery checker</h3>\n<p class='sub'>Every message sent, followed to its receiver: lost, "
             "duplicated, redelivered and out of order.</p>\n" + table(["counter", "value"], rows))
+
+
+def faults_block(summary: dict[str, Any]) -> str:
+    faults = summary.get("faults")
+    if faults is None:
+        return ""
+    if not faults:
+        return "<h2>Faults</h2>\n<p class='bad'>The scenario plans faults, and none was injected (no faults.json).</p>"
+    rows: list[list[Cell]] = []
+    for f in faults:
+        what = f"{f['action']} {f['instance']}" if f["action"] == "kill-instance" else str(f["action"])
+        end = fmt.MISSING if f["end"] is None else f"{f['end']:.1f} s"
+        unhealthy = ", ".join(f"{name.rsplit(':', 1)[-1]} {fmt.MISSING if s is None else f'{s:.1f} s'}"
+                              for name, s in f["unhealthy"].items()) or "none"
+        rows.append([what, f"{f['start']:.1f} s", end, _passed(bool(f["applied"])),
+                     _seconds(f["client_recovery"]), fmt.number(f["failures"]), _seconds(f["service_back"]),
+                     unhealthy])
+    return ("<h2>Faults</h2>\n<p class='sub'>Injected during the run (shaded on the plots). Client recovery: from the "
+            "fault's start to the first 5 s with no failed request and sends acked; failures: the requests that "
+            "failed until then; instances back: from the fault being undone to every /health answering 200; "
+            "unhealthy: how long each instance's /health did not answer 200.</p>\n" + table(
+                ["fault", "start", "undone", "applied", "client recovery", "failures", "instances back",
+                 "unhealthy (port)"], rows))
+
+
+def _seconds(value: float | None) -> str:
+    return fmt.MISSING if value is None else f"{value:.1f} s"
 
 
 def stages_block(summary: dict[str, Any], run: RunData | None) -> str:

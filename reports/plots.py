@@ -523,9 +523,22 @@ def _decorate(ax: Any, run: RunData) -> None:
         ax.axvline(stage.start - timeline.t0, color="0.35", linestyle=":", linewidth=1,
                    label="stage start" if n == 0 else None)
     ax.axvline(timeline.send_end - timeline.t0, color="0.35", linestyle="--", linewidth=1, label="send end")
+    for n, (start, end) in enumerate(fault_spans(run)):
+        ax.axvspan(start, end, color="tab:orange", alpha=0.18, label="fault" if n == 0 else None, zorder=0)
     ax.set_xlim(0, max(timeline.end - timeline.t0, BIN_SECONDS))
     ax.grid(True, linewidth=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def fault_spans(run: RunData) -> list[tuple[float, float]]:
+    """(start, end) in seconds since t0 of each injected fault; one still in place at the end runs to the end."""
+    t0 = run.timeline.t0
+    spans = []
+    for fault in run.faults or []:
+        until = fault["end"].get("at")
+        until = until if isinstance(until, int | float) else run.timeline.end
+        spans.append((float(fault["begin"]["at"]) - t0, max(float(until), float(fault["begin"]["at"])) - t0))
+    return spans
 
 
 def _save(fig: Any, out_dir: Path, file: str, title: str) -> Plot:

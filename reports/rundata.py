@@ -154,6 +154,7 @@ class RunData:
     prom_files: list[str] = field(default_factory=list)
     prom: PromData | None = None  # the prom/ matrices by query name
     stats_history: pd.DataFrame | None = None  # locust_stats_history.csv
+    faults: list[dict[str, Any]] | None = None  # faults.json: the faults injected, as they ran
 
     @property
     def send_window(self) -> Window:
@@ -218,6 +219,7 @@ def load_run(run_dir: Path) -> RunData:
         prom_files=sorted(p.name for p in prom.glob("*.json")) if prom.is_dir() else [],
         prom=read_prom(prom),
         stats_history=read_stats_history(run_dir / STATS_HISTORY_FILE),
+        faults=_read_faults(run_dir / "faults.json"),
     )
 
 
@@ -311,6 +313,17 @@ def _read_alerts(path: Path) -> list[dict[str, Any]] | None:
     return [a for a in raw if isinstance(a, dict)]
 
 
+def _read_faults(path: Path) -> list[dict[str, Any]] | None:
+    """faults.json's faults (each begun; `end` {} when it was never undone); None when absent or unreadable."""
+    raw = read_json_object(path)
+    faults = raw.get("faults") if raw is not None else None
+    if not isinstance(faults, list):
+        return None
+    begun = [f for f in faults if isinstance(f, dict) and isinstance(f.get("begin"), dict)
+             and isinstance(f["begin"].get("at"), int | float)]
+    return [f | {"end": f["end"] if isinstance(f.get("end"), dict) else {}} for f in begun]
+
+
 def _read_json(path: Path) -> Any:
     """A JSON file's content; None when it is missing or unreadable."""
     if not path.is_file():
@@ -339,7 +352,7 @@ def gaps(run: RunData) -> list[Gap]:
 
     Keys: `hist` (no histogram data), `full_run` (aborted, stopped early, fewer stages than planned, Locust
     failed), `prom` (no usable Prometheus export: the alerts are unknown too), `prom/<query>` (one series the
-    report draws of the service is absent), `alerts`, `checker`, `stats_history`, `meta`.
+    report draws of the service is absent), `alerts`, `checker`, `stats_history`, `faults`, `meta`.
     """
     out: list[Gap] = []
     if not run.has_data:
@@ -355,6 +368,9 @@ def gaps(run: RunData) -> list[Gap]:
         users = "Prometheus' loadgen_users" if _has(run, "loadgen_users") else None
         out.append(Gap("stats_history", f"no {STATS_HISTORY_FILE} (or it is unreadable): users over time "
                                         + (f"come from {users}" if users else "are not shown")))
+    if run.scenario.faults and run.faults is None:
+        out.append(Gap("faults", "no faults.json: the scenario's faults were not injected or not recorded (the "
+                                 "recovery SLO fails with no value)"))
     if run.meta is None:
         out.append(Gap("meta", "no meta.json: the machine, the versions, the service instances and Locust's exit "
                                "code are unknown"))

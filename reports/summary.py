@@ -21,6 +21,7 @@ from typing import Any
 
 from reports.capacity import analyse
 from reports.hist import latency_figures, merge, percentile
+from reports.recovery import analyse_faults, recovery_value
 from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, gaps, load_run, rate
 from scenarios.model import DELIVERY as DELIVERY_REQUEST
 from scenarios.model import Slo
@@ -35,6 +36,7 @@ class Scope:
     rate: Window
     delivery: Window
     checker: bool
+    faults: list[dict[str, Any]] | None = None   # run-wide only: how the run came through its faults
 
     def window_of(self, series: Series) -> Window:
         return self.delivery if series.is_delivery else self.rate
@@ -42,7 +44,8 @@ class Scope:
 
 def summarize(run: RunData) -> dict[str, Any]:
     """The summary.json document of a loaded run."""
-    scope = Scope(run.send_window, run.delivery_window, checker=True)
+    faults = analyse_faults(run)
+    scope = Scope(run.send_window, run.delivery_window, checker=True, faults=faults)
     slos = [entry for slo in run.scenario.slos if (entry := evaluate_slo(run, slo, scope)) is not None]
     stages = [stage_summary(run, stage) for stage in run.timeline.stages]
     capacity = find_capacity(stages) if run.scenario.capacity is not None else None
@@ -59,6 +62,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "stages": stages,
         "capacity": capacity,
         "capacity_analysis": analyse(run, stages),
+        "faults": faults,
         "missing": [gap.key for gap in gaps(run)],
     }
     if not run.has_data:
@@ -83,7 +87,7 @@ def verdict(run: RunData, slos: list[dict[str, Any]], capacity: dict[str, Any] |
 
 
 def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
-    """{"name", "kind", "target", "value", "passed"}; None for a checker SLO in a scope without the checker."""
+    """{"name", "kind", "target", "value", "passed"}; None for a checker or recovery SLO in a stage's scope."""
     value: float | None
     if slo.kind == "latency":
         value = percentile(merge(r.counts for r in records_in(matching(run, slo.request), scope)), slo.percentile)
@@ -99,6 +103,11 @@ def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
         value, target = checker.get(slo.counter), slo.max
         if slo.counter == "lost" and checker.get("unfinished_pairs"):
             value = None   # some pairs never did their final sync: their losses were never declared
+        passed = value is not None and value <= target
+    elif slo.kind == "recovery":
+        if not scope.checker:
+            return None
+        value, target = recovery_value(scope.faults), slo.max
         passed = value is not None and value <= target
     else:
         value, target, passed = throughput(run, slo.request, slo.min_rps, slo.min_ratio, scope)

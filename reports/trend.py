@@ -90,7 +90,7 @@ EXIT_OK, EXIT_REGRESSION, EXIT_ERROR = 0, 1, 2
 _UNITS = {"latency": "ms", "rate": "/s", "error_ratio": "%", "value": ""}
 _SCALES = {"latency": 1000.0, "error_ratio": 100.0}
 _SLO_KINDS = {"latency": ("latency", False), "error_ratio": ("error_ratio", False), "checker": ("value", False),
-              "throughput": ("value", True)}
+              "throughput": ("value", True), "recovery": ("value", False)}
 _FOLDER_TIME = re.compile(r"^(\d{8}T\d{6}Z)")
 
 

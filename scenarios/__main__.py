@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="port of the load generator's Prometheus metrics endpoint (default: %(default)s)")
     run.add_argument("--web", action="store_true",
                      help="run the Locust web UI (http://127.0.0.1:8089) instead of headless; start it there")
+    run.add_argument("--fault-command", default=None, metavar="COMMAND",
+                     help="what injects the scenario's faults, called as 'COMMAND begin|end ACTION --instance N' "
+                          "(python -m stack run passes its own; see docs/chaos.md)")
     return p
 
 

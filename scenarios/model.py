@@ -283,9 +283,33 @@ class ThroughputSlo(_Slo):
         return f"{self.request} >= {self.min_rps:g} req/s"
 
 
-Slo = Annotated[LatencySlo | ErrorRatioSlo | CheckerSlo | ThroughputSlo, Field(discriminator="kind")]
+class RecoverySlo(_Slo):
+    """Every injected fault: the clients recovered (no failed request for a while, sends succeeding again) within
+    `max` seconds of the fault's start (faults.json, docs/chaos.md)."""
+
+    kind: Literal["recovery"]
+    max: Duration = Field(gt=0)
+
+    def _default_name(self) -> str:
+        return f"recovery <= {format_duration(self.max)}"
+
+
+Slo = Annotated[LatencySlo | ErrorRatioSlo | CheckerSlo | ThroughputSlo | RecoverySlo, Field(discriminator="kind")]
 _SLO_BY_KIND: dict[str, type[_Slo]] = {"latency": LatencySlo, "error_ratio": ErrorRatioSlo, "checker": CheckerSlo,
-                                       "throughput": ThroughputSlo}
+                                       "throughput": ThroughputSlo, "recovery": RecoverySlo}
+
+FAULT_ACTIONS = ("kill-instance", "restart-redis", "stop-postgres")
+
+
+class Fault(_Model):
+    """A fault injected while the run sends: `action` begins `at` seconds after the run's start and is undone
+    `duration` later (the killed instance started again, Redis or PostgreSQL back)."""
+
+    action: Literal["kill-instance", "restart-redis", "stop-postgres"]
+    at: Duration = Field(gt=0)
+    duration: Duration = Field(ge=0)
+    instance: int = Field(default=2, ge=1)
+    """kill-instance: which instance (1-based, as the local stack numbers them)."""
 
 
 class Capacity(_Model):
@@ -326,6 +350,7 @@ class Scenario(_Model):
     load: Load
     slos: list[Slo] = Field(default_factory=list)
     capacity: Capacity | None = None
+    faults: list[Fault] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -354,6 +379,13 @@ class Scenario(_Model):
             if name in seen:
                 problems.append((("slos", index), f"same name as slos.{seen[name]} ({name!r}): set a distinct name"))
             seen.setdefault(name, index)
+        for index, fault in enumerate(self.faults):
+            if fault.at + fault.duration >= self.send_duration:
+                problems.append((("faults", index), f"must be over before the sends end ({format_duration(fault.at)} "
+                                                    f"+ {format_duration(fault.duration)} >= "
+                                                    f"{format_duration(self.send_duration)})"))
+        if any(isinstance(slo, RecoverySlo) for slo in self.slos) and not self.faults:
+            problems.append((("slos",), "a recovery SLO needs faults"))
         if self.capacity is not None and len(self.load.stages) < 2:
             problems.append((("capacity",), "needs at least 2 load stages"))
         if problems:
@@ -401,7 +433,11 @@ class Scenario(_Model):
             settle = stage.settle if stage.settle < duration else round(stage.settle * factor, 3)
             stages.append(stage.model_dump() | {"duration": duration, "settle": settle})
         warmup = self.warmup if self.warmup < seconds else round(self.warmup * factor, 3)
-        data = self.model_dump() | {"warmup": warmup, "load": {"stages": stages}}
+        # a fault keeps its length when it still fits; its start moves with the stages
+        faults = [fault.model_dump() | {"at": round(fault.at * factor, 3),
+                                        "duration": fault.duration if fault.at * factor + fault.duration < seconds
+                                        else round(fault.duration * factor, 3)} for fault in self.faults]
+        data = self.model_dump() | {"warmup": warmup, "load": {"stages": stages}, "faults": faults}
         try:
             return Scenario.model_validate(data)
         except ValidationError as exc:

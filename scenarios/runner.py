@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from scenarios.faults import FaultSchedule
 from scenarios.model import Scenario, ScenarioError, load_scenario, parse_duration
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_ABORTED = 0, 1, 2, 3
@@ -88,6 +90,10 @@ def _run(args: argparse.Namespace) -> int:
     instances = [t.strip().rstrip("/") for t in (args.instances or "").split(",") if t.strip()] or targets
     if any(not t.startswith(("http://", "https://")) for t in instances):
         raise HarnessError(f"--instances {args.instances!r}: one or more http(s):// URLs, comma-separated")
+    fault_command = shlex.split(args.fault_command or "")
+    if scenario.faults and not fault_command:
+        raise HarnessError(f"{scenario.name} injects faults: run it on the local stack (python -m stack run "
+                           f"{scenario.name}) or pass --fault-command")
     for target in dict.fromkeys(targets + instances):
         _check_health(target)
     if scenario.data is not None and not args.no_seed:
@@ -125,7 +131,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.web:
         print("the Locust web UI: http://127.0.0.1:8089 (start the run there; Ctrl-C here when it is done)")
     started = time.time()
-    status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
+    faults = FaultSchedule(scenario.faults, fault_command, run_dir, instances) if scenario.faults else None
+    if faults is not None:
+        faults.start()
+    try:
+        status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
+    finally:
+        if faults is not None:
+            faults.stop()   # a fault still in place is undone, whatever ended the run
     aborted = status == "aborted"
     ended = time.time() - (0 if aborted else linger)  # the master's last seconds only served its final figures
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -252,7 +265,8 @@ def _port_free(port: int) -> bool:
 # --- the run
 def _locust_command(args: argparse.Namespace, host: str, run_dir: Path) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host, "--csv", str(run_dir / "locust"),
-           "--csv-full-history", "--stop-timeout", "60", "--loglevel", "INFO"]
+           "--csv-full-history", "--stop-timeout", "60", "--loglevel", "INFO",
+           "--exit-code-on-error", "0"]   # failed requests are the SLOs' business: a non-zero exit is a crash
     if args.web:
         cmd += ["--web-host", "127.0.0.1", "--web-port", "8089"]
     else:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stack import control
+from stack import control, faults
 from stack.config import ROOT, StackConfig
 from stack.errors import StackError
 
@@ -27,6 +28,7 @@ examples:
   python -m stack run capacity -- --duration 2m --workers 2
   python -m stack backup
   python -m stack restore backups/messaging-20261126T101500Z.dump
+  python -m stack run chaos-instance      # kill -9 instance 2 mid-run: nothing acked may be lost
   python -m stack down
 
 Ports and the state folder move with STACK_* variables; the service's settings (DATABASE_URL, REDIS_URL,
@@ -59,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("source", metavar="FILE", help="a local dump, s3://bucket/backups/NAME or backups/NAME")
     restore.add_argument("--into", default=None, metavar="DATABASE", help="default: <database>_restored")
     restore.add_argument("--replace", action="store_true", help="drop that database first if it exists")
+    fault = sub.add_parser("fault", help="begin or end a chaos fault (the chaos scenarios call this; docs/chaos.md)")
+    fault.add_argument("verb", choices=("begin", "end"))
+    fault.add_argument("action", choices=faults.ACTIONS)
+    fault.add_argument("--instance", type=int, default=2, metavar="N",
+                       help="kill-instance: which instance (default: %(default)s)")
     return p
 
 
@@ -96,6 +103,9 @@ def _dispatch(args: argparse.Namespace, config: StackConfig) -> int:
         return subprocess.call(command)
     if args.command == "run":
         return _run_scenario(config, args.scenario, [a for a in args.runner_args if a != "--"])
+    if args.command == "fault":
+        print(faults.fault(config, args.verb, args.action, args.instance))
+        return 0
     from stack import backup
 
     env = {**os.environ, **config.service_env}
@@ -110,7 +120,8 @@ def _run_scenario(config: StackConfig, scenario: str, extra: list[str]) -> int:
     instances = ",".join(f"http://127.0.0.1:{port}" for port in config.sut_ports)
     command = [config.python, "-m", "scenarios", "run", scenario, "--env-file", str(config.dir / "env"),
                "--target", config.url("lb") if lb else instances, "--instances", instances,
-               "--metrics-port", str(config.ports["locust"])]
+               "--metrics-port", str(config.ports["locust"]),
+               "--fault-command", shlex.join([config.python, "-m", "stack", "fault"])]
     if "prometheus" not in the_plan.skipped:
         command += ["--prometheus", config.url("prometheus")]
     print("$ python " + " ".join(command[1:] + extra), flush=True)

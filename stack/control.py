@@ -148,6 +148,13 @@ def up(config: StackConfig, *, seed: bool = True, out: Any = sys.stdout) -> rend
         own_redis = _needs_own("REDIS_URL", config.redis_url, redis_answers)
     the_plan = render.plan(config, own_postgres=own_postgres, own_redis=own_redis)
     if is_up:
+        # what supervisord runs was fixed when it started: a binary installed since joins at the next `up`
+        started = state.get("programs")
+        if isinstance(started, list):
+            late = {p.name: "installed after the stack started: `make down`, then `make up`"
+                    for p in the_plan.programs if p.name not in started}
+            the_plan = render.Plan([p for p in the_plan.programs if p.name in started],
+                                   {**state.get("skipped", {}), **late})
         print(f"the stack in {config.dir} is up already: starting what is stopped", file=out)
     else:
         for program in the_plan.programs:
@@ -259,11 +266,11 @@ def _start_stage(config: StackConfig, programs: list[render.Program], out: Any) 
                     raise StackError(f"{program.what} did not start ({exc.faultString}); "
                                      f"see {config.logs / (program.name + '.log')}") from None
     for program in programs:
-        _wait_ready(config, program)
+        wait_ready(config, program)
         print(f"  up: {program.what:<32} {_address(program)}", file=out)
 
 
-def _wait_ready(config: StackConfig, program: render.Program) -> None:
+def wait_ready(config: StackConfig, program: render.Program) -> None:
     server = rpc(config).supervisor
     deadline = time.monotonic() + READY_TIMEOUT
     while True:     # answering, and RUNNING for supervisord (up for its startsecs), so `status` agrees at once
