@@ -273,11 +273,14 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
     stages = summary.get("stages")
     if not stages:
         return ""
-    names = [s["name"] for s in stages[0]["slos"]]
+    names = list(dict.fromkeys(s["name"] for st in stages for s in st["slos"]))  # an SLO may be one stage's
     t0 = run.timeline.t0 if run is not None else stages[0]["window"]["start"]
-    rows = [[str(st["index"]), fmt.number(st["messages_per_second"]),
-             f"{st['window']['start'] - t0:.0f} to {st['window']['end'] - t0:.0f} s",
-             *(_slo_cell(s) for s in st["slos"]), _passed(st["passed"])] for st in stages]
+    rows = []
+    for st in stages:
+        by_name = {s["name"]: s for s in st["slos"]}
+        rows.append([str(st["index"]), fmt.number(st["messages_per_second"]),
+                     f"{st['window']['start'] - t0:.0f} to {st['window']['end'] - t0:.0f} s",
+                     *(_slo_cell(by_name[n]) if n in by_name else fmt.MISSING for n in names), _passed(st["passed"])])
     headers = ["stage", "messages/s", "plateau (since start)", *names, "passed"]
     return "<h2>Stages</h2>\n<p class='sub'>Each stage on its plateau (start + settle to end).</p>\n" + table(
         headers, rows)

@@ -46,8 +46,8 @@ def summarize(run: RunData) -> dict[str, Any]:
     """The summary.json document of a loaded run."""
     faults = analyse_faults(run)
     scope = Scope(run.send_window, run.delivery_window, checker=True, faults=faults)
-    slos = [entry for slo in run.scenario.slos if (entry := evaluate_slo(run, slo, scope)) is not None]
     stages = [stage_summary(run, stage) for stage in run.timeline.stages]
+    slos = [entry for slo in run.scenario.slos if (entry := run_slo(run, slo, scope, stages)) is not None]
     capacity = find_capacity(stages) if run.scenario.capacity is not None else None
     summary: dict[str, Any] = {
         "run_id": run.run_id,
@@ -73,6 +73,17 @@ def summarize(run: RunData) -> dict[str, Any]:
 def error_summary(run_dir: Path, message: str) -> dict[str, Any]:
     """The summary of a run folder that could not be evaluated at all."""
     return {"run_id": Path(run_dir).name, "scenario": None, "verdict": "error", "error": message}
+
+
+def run_slo(run: RunData, slo: Slo, scope: Scope, stages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """An SLO for the verdict: over the run's window, or, with `stage`, that stage's entry (failed with no value
+    when the stage never ran)."""
+    if slo.stage is None:
+        return evaluate_slo(run, slo, scope)
+    ran = next((st for st in stages if st["index"] == slo.stage), None)
+    entry = next((e for e in ran["slos"] if e["name"] == slo.display_name), None) if ran is not None else None
+    return entry or {"name": slo.display_name, "kind": slo.kind, "target": getattr(slo, "max", None), "value": None,
+                     "passed": False, "margin": None}
 
 
 def verdict(run: RunData, slos: list[dict[str, Any]], capacity: dict[str, Any] | None) -> str:
@@ -213,7 +224,8 @@ def stage_summary(run: RunData, stage: Stage) -> dict[str, Any]:
     """A stage evaluated on its plateau: every SLO but the run-wide checker ones."""
     plateau = stage.plateau
     scope = Scope(plateau, plateau, checker=False)
-    slos = [entry for slo in run.scenario.slos if (entry := evaluate_slo(run, slo, scope)) is not None]
+    slos = [entry for slo in run.scenario.slos if slo.stage in (None, stage.index)
+            and (entry := evaluate_slo(run, slo, scope)) is not None]
     return {"index": stage.index, "messages_per_second": stage.messages_per_second, "window": plateau.as_dict(),
             "slos": slos, "passed": all(entry["passed"] for entry in slos)}
 

@@ -218,11 +218,15 @@ class Load(_Model):
 
 class _Slo(_Model):
     name: str | None = None
+    stage: int | None = Field(default=None, ge=0)
+    """Judged on this stage's plateau only (0-based); unset: over the run's evaluation window."""
 
     @property
     def display_name(self) -> str:
-        """`name` when set, else a name built from the fields (`message:send p99 <= 250ms`)."""
-        return self.name if self.name is not None else self._default_name()
+        """`name` when set, else a name built from the fields (`message:send p99 <= 250ms`, `... (stage 2)`)."""
+        if self.name is not None:
+            return self.name
+        return self._default_name() + (f" (stage {self.stage})" if self.stage is not None else "")
 
     def _default_name(self) -> str:
         raise NotImplementedError
@@ -384,6 +388,14 @@ class Scenario(_Model):
                 problems.append((("faults", index), f"must be over before the sends end ({format_duration(fault.at)} "
                                                     f"+ {format_duration(fault.duration)} >= "
                                                     f"{format_duration(self.send_duration)})"))
+        for index, slo in enumerate(self.slos):
+            if slo.stage is None:
+                continue
+            if isinstance(slo, CheckerSlo | RecoverySlo):
+                problems.append((("slos", index, "stage"), f"a {slo.kind} SLO is judged over the whole run"))
+            elif slo.stage >= len(self.load.stages):
+                problems.append((("slos", index, "stage"), f"no stage {slo.stage}: the stages are 0.."
+                                                           f"{len(self.load.stages) - 1}"))
         if any(isinstance(slo, RecoverySlo) for slo in self.slos) and not self.faults:
             problems.append((("slos",), "a recovery SLO needs faults"))
         if self.capacity is not None and len(self.load.stages) < 2:
