@@ -121,3 +121,23 @@ def test_a_fault_scenario_without_faults_json_says_so(tmp_path: Path) -> None:
     assert "faults" in summary["missing"] and summary["faults"] == []
     assert not summary["slos"][0]["passed"]
     assert "none was injected" in (run / "report.html").read_text()
+
+
+def test_a_stage_slo_is_judged_on_that_stage_alone(tmp_path: Path) -> None:
+    slos = [{"kind": "latency", "request": "message:send", "percentile": 99, "max": 0.2, "stage": 0},
+            {"kind": "latency", "request": "message:send", "percentile": 99, "max": 0.2, "stage": 1}]
+    run = write_run(tmp_path / "run", [SyntheticStage(30, 10), SyntheticStage(30, 10, latency_scale=40.0)],
+                    options=Options(scenario="staged", warmup=5, slos=slos))
+    summary = build(run)
+    assert [(s["name"], s["passed"]) for s in summary["slos"]] == [
+        ("message:send p99 <= 200ms (stage 0)", True), ("message:send p99 <= 200ms (stage 1)", False)]
+    assert [len(st["slos"]) for st in summary["stages"]] == [1, 1] and summary["verdict"] == "fail"
+    assert "(stage 1)" in (run / "report.html").read_text()
+
+
+def test_a_stage_slo_needs_a_stage_that_exists_and_a_run_wide_kind() -> None:
+    with pytest.raises(ScenarioError, match=r"slos\.0\.stage: no stage 3"):
+        parse_scenario(CHAOS.replace("slos: [{kind: recovery, max: 15s}]",
+                                     "slos: [{kind: error_ratio, max: 0.1, stage: 3}]"))
+    with pytest.raises(ScenarioError, match="judged over the whole run"):
+        parse_scenario(CHAOS.replace("{kind: recovery, max: 15s}", "{kind: recovery, max: 15s, stage: 0}"))
