@@ -9,7 +9,7 @@ SCENARIO ?= smoke
 NAMESPACE ?= chatload
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps services test test-slow lint generate fmt bench up run down status logs backup restore seed clean deploy-bluegreen rollback-bluegreen
+.PHONY: help venv sysdeps services test test-slow fuzz lint generate fmt bench up run down status logs backup restore seed clean deploy-bluegreen rollback-bluegreen
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ test: venv services ## run the test suite (real PostgreSQL, Redis, moto S3)
 
 test-slow: venv services ## run the long tests too
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+fuzz: venv services ## fuzz the REST API and socket.io with a far larger budget, random (FUZZ_EXAMPLES=1000 per operation; FUZZ_SEED=N replays)
+	FUZZ_MAX_EXAMPLES=$(or $(FUZZ_EXAMPLES),1000) FUZZ_SEED=$(or $(FUZZ_SEED),$$RANDOM) \
+		$(BIN)/pytest -q -s -m fuzz --timeout=1800 $(PYTEST_ARGS)
 
 lint: venv ## ruff + mypy
 	$(BIN)/ruff check .

@@ -14,6 +14,10 @@ ClientMessageId = Annotated[StrictStr, Field(min_length=1, max_length=128, patte
 ImageKey = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^uploads/\d+/[a-f0-9]{32}\.[a-z]+$")]
 SyncCursorText = Annotated[StrictStr, Field(min_length=1, max_length=200_000)]
 MAX_BODY_CHARS = 4000
+# what str.strip() removes, spelled out: the \s of JSON Schema's regexes (ECMA-262) is not Python's
+_SPACE = r"\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# SendMessage's body rule below as a regex, for the document: something besides whitespace, and no NUL
+TEXT_PATTERN = rf"^[^\x00]*[^\x00{_SPACE}][^\x00]*$"
 
 
 class Body(BaseModel):
@@ -27,8 +31,13 @@ class CreateConversation(Body):
 
 
 class SendMessage(Body):
+    # documents _one_content: a null body or image_key counts as absent
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": [name], "properties": {name: {"type": "string"}}} for name in ("body", "image_key")]})
+
     client_message_id: ClientMessageId
-    body: Annotated[StrictStr, Field(min_length=1, max_length=MAX_BODY_CHARS)] | None = None
+    body: Annotated[StrictStr, Field(min_length=1, max_length=MAX_BODY_CHARS,
+                                     json_schema_extra={"pattern": TEXT_PATTERN})] | None = None
     image_key: ImageKey | None = None
     booking_id: Id | None = None
 
