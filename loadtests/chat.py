@@ -7,7 +7,8 @@ a slow service makes acks late, never sends fewer. How late each send ran agains
 Per send: `message:send` ack latency at the sender; at the receiver, `message:new` delivery latency from the
 send timestamp carried in the payload (same process clock), and the delivery checker's bookkeeping. After the
 last send and the grace period both ends `sync` from their cursor and the checker declares what is still missing
-lost. A dropped connection reconnects (once a second at most) and catches up with `sync`, as a real client does.
+lost. A dropped connection reconnects (once a second at most) and catches up with `sync`, as a real client does,
+and so does a side told `server:resync` (the service's fan-out was down for a while).
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ class ChatPair(FastHttpUser):
             error = {}
         code = str(error.get("code", "bad_ack"))
         self._fire("message:send", took, AckError(code))
-        if code in ("unavailable", "rate_limited", "internal"):
+        if code in ("unavailable", "overloaded", "rate_limited", "internal"):
             self._retry_or_fail(side, attempt, retry_after=float(error.get("retry_after") or 1))
         else:
             CHECKER.send_failed()
@@ -344,6 +345,9 @@ class ChatPair(FastHttpUser):
 
     # --- receiving
     def _on_event(self, side: Side, event: str, data: Any) -> None:
+        if event == "server:resync":     # the fan-out was down: what other instances sent never came live
+            gevent.spawn(self._resync, side)
+            return
         if event != "message:new" or not isinstance(data, dict):
             return
         message = data.get("message") or {}
@@ -367,6 +371,12 @@ class ChatPair(FastHttpUser):
             if self.read_every and side.received % self.read_every == 0:
                 self._emit_timed(side, "conversation:read",
                                  {"conversation_id": self.conversation_id, "up_to_message_id": message["id"]})
+
+    def _resync(self, side: Side) -> None:
+        try:
+            self._sync(side)
+        except (AckError, ConnectionError, gevent.Timeout) as exc:
+            log.info("resync failed for user %s: %s", side.user_id, exc)
 
     def _sync(self, side: Side) -> int:
         """Page through `sync` from the side's cursor until an empty page; returns the messages read."""

@@ -13,6 +13,7 @@ from aiobotocore.session import get_session
 from aiohttp import web
 
 from sut import __version__, keys, metrics, middlewares, retention
+from sut.admission import Admission
 from sut.cache import ConversationCache
 from sut.db.pool import create_pool
 from sut.fanout import RedisManager
@@ -30,9 +31,11 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.authenticate],
+        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.shed,
+                     middlewares.authenticate],
     )
     app[keys.SETTINGS] = settings
+    app[middlewares.ADMISSION] = Admission(settings.max_in_flight)
     app[ops.OPENAPI] = document()
     app.add_routes(ops.routes)
     app.add_routes(http.routes)
@@ -102,6 +105,10 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[realtime.TYPING_LIMITER] = RateLimiter(
         client, prefix=f"{settings.redis_key_prefix}typing:", per_second=settings.typing_rate_per_second,
         burst=settings.typing_burst,
+    )
+    app[realtime.CONNECT_LIMITER] = RateLimiter(
+        client, prefix=f"{settings.redis_key_prefix}connect:", per_second=settings.connect_rate_per_second,
+        burst=settings.connect_burst,
     )
     yield
     await client.aclose()

@@ -3,9 +3,15 @@ connections owned and closed by the app.
 
 The stock manager makes a new Redis client each time it (re)connects, both when it first publishes
 and when its listener subscribes, dropping the previous client with its open connections, and its
-publish has no time bound. Here the manager keeps one client (its pool reconnects by itself), renews
-only the pub/sub object after an error (closing the old one), bounds each publish by the Redis
-timeout (a message missed live is caught up by `sync`), and `close()` releases everything.
+publish has no time bound, and its listener waits up to 60 s between resubscribe attempts. Here the
+manager keeps one client (its pool reconnects by itself), renews only the pub/sub object after an
+error (closing the old one), bounds each publish by the Redis timeout, retries the subscription at
+most 5 s apart, and `close()` releases everything.
+
+While the fan-out is down, an emit still reaches the sockets on the sending instance (python-socketio
+hands every emit to this instance first), but not those on the others. So once the listener is
+subscribed again after a failure, it tells this instance's sockets `server:resync`: a `sync` from
+their cursor fetches what they missed, instead of at their next reconnect.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ from typing import Any
 import socketio
 
 from sut import metrics
+
+RESYNC = "server:resync"
+MAX_RETRY_SLEEP = 5.0
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -44,6 +53,33 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             metrics.REDIS_ERRORS.labels("publish").inc()
             self._get_logger().warning("socket.io publish timed out; receivers catch up with sync")
             return None
+
+    async def _redis_listen_with_retries(self) -> Any:
+        retry_sleep = 1.0
+        subscribed = failed = False
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed, retry_sleep = True, 1.0
+                    if failed:
+                        failed = False
+                        await self._resync()
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:  # any failure of Redis: resubscribe, as the stock listener does
+                self._get_logger().error(f"socket.io fan-out: cannot receive from Redis; retrying in {retry_sleep:g} s",
+                                         extra={"redis_exception": str(exc)})
+                metrics.REDIS_ERRORS.labels("subscribe").inc()
+                subscribed, failed = False, True
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, MAX_RETRY_SLEEP)
+
+    async def _resync(self) -> None:
+        """Every socket of this instance (no room: all of them; ignore_queue: this instance only)."""
+        self._get_logger().warning("socket.io fan-out is back: asking this instance's sockets to sync")
+        await self.emit(RESYNC, {"reason": "fanout_restored"}, namespace="/", ignore_queue=True)
 
     async def close(self) -> None:
         listener = getattr(self, "thread", None)  # started with the first client connection

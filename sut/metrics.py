@@ -31,13 +31,16 @@ DB_POOL_ACQUIRE = Histogram("db_pool_acquire_seconds", "Time waiting for a pool 
 REDIS_ERRORS = Counter("redis_errors_total", "Redis operations that failed", ["operation"])
 S3_REQUESTS = Counter("s3_requests_total", "S3 requests", ["operation", "status"])
 EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer", buckets=LAG_BUCKETS)
+SHED = Counter("requests_shed_total", "Requests and socket.io events refused at once because the instance held as "
+               "many as MAX_IN_FLIGHT, or connections refused past MAX_CONNECTIONS", ["transport"])
+IN_FLIGHT = Gauge("requests_in_flight", "REST requests and socket.io events being handled on this instance")
 BUILD_INFO = Gauge("build_info", "Always 1; the service's version and commit", ["version", "commit"])
 
 MESSAGE_TYPES = ("text", "image")
 MESSAGE_STATUSES = ("sent", "duplicate", "rejected", "failed")
 SOCKETIO_EVENTS = ("message:send", "conversation:read", "typing", "sync")
 DISCONNECT_REASONS = ("client", "transport_error", "ping_timeout", "server_shutdown")
-REDIS_OPERATIONS = ("ratelimit", "cache_get", "cache_set", "cache_delete", "health", "publish")
+REDIS_OPERATIONS = ("ratelimit", "cache_get", "cache_set", "cache_delete", "health", "publish", "subscribe")
 S3_OPERATIONS = ("presign_put", "presign_get", "head_object", "head_bucket")
 DB_QUERIES = (
     "conversation_get", "conversation_ref", "conversation_by_pair", "message_newest",
@@ -46,6 +49,7 @@ DB_QUERIES = (
     "message_by_client_id", "message_insert", "message_exists", "user_upsert", "retention_delete", "health",
     "sync_snapshot", "sync_late", "sync_page",
 )
+SHED_TRANSPORTS = ("http", "socketio", "connect")
 HTTP_STATUSES_PREINIT = ("200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "500", "503")
 
 
@@ -72,6 +76,8 @@ def preinit(routes: list[tuple[str, str]]) -> None:
         DB_POOL.labels(state)
     for op in REDIS_OPERATIONS:
         REDIS_ERRORS.labels(op)
+    for transport in SHED_TRANSPORTS:
+        SHED.labels(transport)
     for op in S3_OPERATIONS:
         for outcome in ("ok", "error"):
             S3_REQUESTS.labels(op, outcome)

@@ -15,6 +15,7 @@ import asyncpg
 from aiohttp import web
 
 from sut import keys, logs, metrics
+from sut.admission import RETRY_AFTER, Admission
 from sut.auth import AuthError, bearer, decode_token
 from sut.domain import DomainError, Principal
 from sut.handlers.errors import ApiError, error_response, from_domain, from_http_exception
@@ -26,10 +27,12 @@ errlog = logging.getLogger("sut.errors")
 
 CORRELATION_HEADER = "X-Correlation-Id"
 _CID_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_=-]*\.[A-Za-z0-9_=-]*\.[A-Za-z0-9_=-]*")
 UNMATCHED_ROUTE = "unmatched"
 SOCKETIO_PREFIX = "/socket.io"
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
+ADMISSION: web.AppKey[Admission] = web.AppKey("admission", Admission)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -62,6 +65,12 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED_ROUTE
 
 
+def logged_path(request: web.Request) -> str:
+    """The path for the logs, with anything shaped like a JWT masked: a client that pastes its token into a URL
+    must not hand it to everyone who reads the logs."""
+    return _JWT_RE.sub("<jwt>", request.path)
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Correlation id in and out, one access log line, and the HTTP metrics (socket.io excluded)."""
@@ -82,7 +91,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             route, method = route_label(request), method_label(request)
             metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
             metrics.HTTP_DURATION.labels(method, route).observe(elapsed)
-            log.info("request", extra={"method": method, "route": route, "path": request.path,
+            log.info("request", extra={"method": method, "route": route, "path": logged_path(request),
                                        "status": status, "duration_ms": round(elapsed * 1000, 2)})
         logs.correlation_id.reset(token)
 
@@ -134,8 +143,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(503, "unavailable", "a dependency is unavailable; retry later",
                               {"Retry-After": "1"})
     except Exception:
-        errlog.exception("unhandled error", extra={"path": request.path})
+        errlog.exception("unhandled error", extra={"path": logged_path(request)})
         return error_response(500, "internal", "internal error")
+
+
+@web.middleware
+async def shed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Over the instance's cap of work in flight, /messaging requests get 503 + Retry-After at once."""
+    if not request.path.startswith("/messaging"):
+        return await handler(request)
+    admission = request.app[ADMISSION]
+    if not admission.enter("http"):
+        return error_response(503, "overloaded", "the service is overloaded; retry later",
+                              {"Retry-After": str(RETRY_AFTER)})
+    try:
+        return await handler(request)
+    finally:
+        admission.leave()
 
 
 @web.middleware

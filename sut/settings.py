@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ class SettingsError(ValueError):
 
 _SECRET_FIELDS = {"jwt_secret", "aws_secret_access_key"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_SECRET_QUERY = re.compile(r"(?i)(^|&)((?:ssl)?password)=[^&]*")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,11 @@ class Settings:
     socketio_compression: bool = True
     typing_rate_per_second: float = 2.0
     typing_burst: int = 5
+    connect_rate_per_second: float = 1.0
+    connect_burst: int = 10
     shutdown_grace_seconds: float = 5.0
+    max_in_flight: int = 128
+    max_connections: int = 20_000
     event_loop: str = "uvloop"
 
     def __repr__(self) -> str:
@@ -113,7 +119,11 @@ class Settings:
             socketio_compression=_bool(env, "SOCKETIO_COMPRESSION", d.socketio_compression),
             typing_rate_per_second=_float(env, "TYPING_RATE_PER_SECOND", d.typing_rate_per_second, 0),
             typing_burst=_int(env, "TYPING_BURST", d.typing_burst, 0),
+            connect_rate_per_second=_float(env, "CONNECT_RATE_PER_SECOND", d.connect_rate_per_second, 0),
+            connect_burst=_int(env, "CONNECT_BURST", d.connect_burst, 0),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds, 0),
+            max_in_flight=_int(env, "MAX_IN_FLIGHT", d.max_in_flight, 0),
+            max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, 0),
             event_loop=_choice(env, "EVENT_LOOP", d.event_loop.upper(), {"UVLOOP", "ASYNCIO"}).lower(),
         )
         if settings.db_pool_min > settings.db_pool_max:
@@ -122,12 +132,14 @@ class Settings:
 
 
 def _redact(url: str) -> str:
-    """The URL with its password replaced by ***."""
+    """The URL with its password replaced by ***: in the user info or as a query parameter (libpq and redis-py
+    take `?password=` too)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    query = _SECRET_QUERY.sub(r"\1\2=***", parts.query)
+    if parts.password is None and query == parts.query:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    netloc = parts.netloc if parts.password is None else parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def _nonempty(env: Mapping[str, str], name: str, default: str) -> str:

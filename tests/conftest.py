@@ -92,7 +92,7 @@ async def base_settings(database_url: str, s3_server: MotoServer) -> Settings:
         database_url=database_url, redis_url=REDIS_URL, jwt_secret=JWT_SECRET,
         aws_access_key_id="test", aws_secret_access_key="test", aws_s3_bucket=BUCKET,
         s3_endpoint_url=s3_server.url, cors_origin="https://app.example.com",
-        redis_key_prefix=f"chat-test:{uuid.uuid4().hex[:8]}:", rate_limit_per_second=0,
+        redis_key_prefix=f"chat-test:{uuid.uuid4().hex[:8]}:", rate_limit_per_second=0, connect_rate_per_second=0,
         db_pool_min=1, db_pool_max=10, retention_days=0,
     )
     await init_storage(settings)

@@ -312,7 +312,7 @@ class ChatClient:
         self.synced: dict[int, dict] = {}  # messages fetched by sync, by id
         self.cursor: object = 0
         self.sio.on("message:new", self._on_message)
-        for name in ("conversation:read", "typing", "server:shutdown"):
+        for name in ("conversation:read", "typing", "server:shutdown", "server:resync"):
             self.sio.on(name, self._recorder(name))
 
     async def _on_message(self, payload: dict) -> None:

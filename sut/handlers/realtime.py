@@ -21,6 +21,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from sut import keys, metrics
+from sut.admission import RETRY_AFTER
 from sut.auth import AuthError, decode_token
 from sut.db.sync import SyncCursor
 from sut.domain import DomainError, Principal, Role, Unavailable
@@ -29,7 +30,7 @@ from sut.handlers.errors import describe_validation
 from sut.handlers.http import CACHE
 from sut.handlers.publish import CONVERSATION_READ, PUBLISHER, TYPING, user_room
 from sut.handlers.views import message_json
-from sut.middlewares import RATE_LIMITER, UNAVAILABLE_ERRORS
+from sut.middlewares import ADMISSION, RATE_LIMITER, UNAVAILABLE_ERRORS
 from sut.ratelimit import RateLimiter
 from sut.services import conversations, messages
 
@@ -42,11 +43,18 @@ Ack = dict[str, Any]
 
 SIO: web.AppKey[socketio.AsyncServer] = web.AppKey("socketio_server", socketio.AsyncServer)
 TYPING_LIMITER: web.AppKey[RateLimiter] = web.AppKey("typing_rate_limiter", RateLimiter)
+CONNECT_LIMITER: web.AppKey[RateLimiter] = web.AppKey("connect_rate_limiter", RateLimiter)
 NAMESPACE: web.AppKey[ChatNamespace] = web.AppKey("chat_namespace")
 
 
 def error_ack(code: str, message: str, **extra: Any) -> Ack:
     return {"ok": False, "error": {"code": code, "message": message, **extra}}
+
+
+def refusal(code: str, message: str, **extra: Any) -> socketio.exceptions.ConnectionRefusedError:
+    """A refused connect: clients get `message` and, as `data`, the code and message (an error ack's shape).
+    A dict as the only argument would reach them as its repr in `message`."""
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message, **extra})
 
 
 
@@ -73,20 +81,29 @@ class ChatNamespace(socketio.AsyncNamespace):
             MESSAGE_SEND: self._send, CONVERSATION_READ: self._read, TYPING: self._typing, SYNC: self._sync,
         }
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
+    @property
+    def client_events(self) -> frozenset[str]:
+        """The events a client may emit (each answers with an ack)."""
+        return frozenset(self._events)
+
+    async def trigger_event(self, event: object, *args: Any) -> Any:
+        if event in ("connect", "disconnect") and not self._connected(args[0]):
             return await super().trigger_event(event, *args)
         sid, data = args[0], (args[1] if len(args) > 1 else None)
-        handler = self._events.get(event)
-        if handler is None:
-            return error_ack("unknown_event", f"unknown event {event!r}")
+        # a client names events freely: a list is unhashable, and "connect" or "disconnect" sent on an open
+        # connection must not reach on_connect/on_disconnect (that would log the socket out or in again)
+        if not isinstance(event, str) or (handler := self._events.get(event)) is None:
+            return error_ack("unknown_event", f"unknown event {repr(event)[:100]}")
         return await self._handle(event, sid, data, handler)
+
+    def _connected(self, sid: str) -> bool:
+        """Past the handshake: during its own connect and disconnect the server holds the socket as pending."""
+        return bool(self.server.manager.is_connected(sid, self.namespace))
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         if self.draining:
             metrics.SIO_CONNECTS.labels("refused").inc()
-            raise socketio.exceptions.ConnectionRefusedError({"code": "unavailable",
-                                                              "message": "server shutting down"})
+            raise refusal("unavailable", "server shutting down")
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             if not isinstance(token, str) or not token:
@@ -94,11 +111,26 @@ class ChatNamespace(socketio.AsyncNamespace):
             principal = decode_token(self.app[keys.SETTINGS].jwt_secret, token)
         except AuthError as exc:
             metrics.SIO_CONNECTS.labels("refused").inc()
-            raise socketio.exceptions.ConnectionRefusedError({"code": "unauthorized", "message": str(exc)}) from None
+            raise refusal("unauthorized", str(exc)) from None
+        await self._admit(principal)
+        if self.app[keys.SETTINGS].max_connections and len(self.principals) >= self.app[keys.SETTINGS].max_connections:
+            metrics.SIO_CONNECTS.labels("refused").inc()
+            metrics.SHED.labels("connect").inc()
+            raise refusal("overloaded", "this instance holds as many connections as it may; retry later",
+                          retry_after=RETRY_AFTER)
         self.principals[sid] = principal
         await self.enter_room(sid, user_room(principal.user_id))
         metrics.SIO_CONNECTS.labels("accepted").inc()
         metrics.WS_CONNECTIONS.inc()
+
+    async def _admit(self, principal: Principal) -> None:
+        """The user's connect token bucket: one client's reconnect loop cannot keep the instance busy."""
+        decision = await self.app[CONNECT_LIMITER].check(principal.user_id)
+        if decision.allowed:
+            return
+        metrics.SIO_CONNECTS.labels("refused").inc()
+        raise refusal("rate_limited", "too many connection attempts; slow down",
+                      retry_after=max(1, math.ceil(decision.retry_after)))
 
     async def on_disconnect(self, sid: str, reason: str = "client disconnect") -> None:
         if self.principals.pop(sid, None) is None:
@@ -109,6 +141,17 @@ class ChatNamespace(socketio.AsyncNamespace):
 
     async def _handle(self, event: str, sid: str, data: Any,
                       handler: Callable[[Principal, Any], Awaitable[Ack]]) -> Ack:
+        admission = self.app[ADMISSION]
+        if not admission.enter("socketio"):
+            metrics.SIO_EVENTS.labels(event, "error").inc()
+            return error_ack("overloaded", "the service is overloaded; retry later", retry_after=RETRY_AFTER)
+        try:
+            return await self._timed(event, sid, data, handler)
+        finally:
+            admission.leave()
+
+    async def _timed(self, event: str, sid: str, data: Any,
+                     handler: Callable[[Principal, Any], Awaitable[Ack]]) -> Ack:
         start = time.perf_counter()
         self.in_flight += 1
         self._idle.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
@@ -15,10 +16,12 @@ import socketio
 from sut.settings import Settings
 from tests.conftest import BUCKET
 from tests.support import (
+    REDIS_URL,
     ChatClient,
     MotoServer,
     Pair,
     ServiceProcess,
+    TcpProxy,
     auth,
     instance_env,
     new_pair,
@@ -169,3 +172,38 @@ async def test_no_acked_message_is_lost_or_duplicated_when_an_instance_dies(
     stored = {r["client_message_id"]: r["id"] for r in rows}
     assert {k: stored[k] for k in from_customer} == from_customer and {k: stored[k] for k in from_artist} == from_artist
     assert {m for m in artist.seen_ids() | customer.seen_ids()} == set(stored.values())  # nothing unknown seen
+
+
+async def test_after_the_fan_out_loses_redis_the_other_instance_tells_its_sockets_to_sync(
+        database_url: str, s3_server: MotoServer, base_settings: Settings, tmp_path: Path,
+        clients: list[ChatClient]) -> None:
+    """Redis cut (through a relay: the shared server is never touched) between the two instances: the send still
+    commits and is acked, the receiver on the other instance misses it live, and when Redis is back its instance
+    sends `server:resync`; a sync then brings the message."""
+    redis = urlsplit(REDIS_URL)
+    proxy = TcpProxy((redis.hostname or "127.0.0.1", redis.port or 6379))
+    proxy.start()
+    env = instance_env(database_url, s3_server.url, BUCKET, RATE_LIMIT_PER_SECOND="0", REDIS_TIMEOUT="0.5") | {
+        "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+    a, b = (ServiceProcess(env, str(tmp_path / f"sut-{name}.log")) for name in "ab")
+    try:
+        a.start()
+        b.start()
+        pair = new_pair()
+        cid = await open_conversation(a.url, pair)
+        customer = await connected(a.url, pair.customer, "customer", clients)
+        artist = await connected(b.url, pair.artist, "artist", clients)
+        proxy.cut()
+        ack = await customer.call("message:send", {"conversation_id": cid, "client_message_id": "while-cut",
+                                                   "body": "sent while the fan-out is down"}, timeout=10)
+        assert ack["ok"], ack
+        await asyncio.sleep(1.0)
+        assert artist.live == []
+        proxy.restore()
+        await eventually(lambda: any(name == "server:resync" for name, _ in artist.events), timeout=20)
+        await artist.catch_up()
+        assert ack["message"]["id"] in artist.synced
+    finally:
+        proxy.cut()
+        a.stop()
+        b.stop()

@@ -28,7 +28,8 @@ from scenarios.model import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres", "chaos-redis", "overload", "query-latency", "smoke", "soak", "spike", "ws-throughput"]
+SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres", "chaos-redis", "overload", "query-latency",
+           "smoke", "soak", "spike", "ws-throughput"]
 
 BASE: dict[str, Any] = {
     "name": "demo",

@@ -32,6 +32,12 @@ def test_values_are_read_and_converted() -> None:
     assert settings.s3_endpoint_url is None  # empty: the real AWS endpoint
 
 
+def test_the_connect_bucket_is_read_and_on_by_default() -> None:
+    assert (from_env().connect_rate_per_second, from_env().connect_burst) == (1.0, 10)
+    settings = from_env(CONNECT_RATE_PER_SECOND="0.25", CONNECT_BURST="3")
+    assert (settings.connect_rate_per_second, settings.connect_burst) == (0.25, 3)
+
+
 @pytest.mark.parametrize(("env", "variable"), [
     ({"PORT": "abc"}, "PORT"),
     ({"PORT": "0"}, "PORT"),
@@ -47,6 +53,10 @@ def test_values_are_read_and_converted() -> None:
     ({"AWS_S3_BUCKET": " "}, "AWS_S3_BUCKET"),
     ({"CORS_ORIGIN": "*"}, "CORS_ORIGIN"),
     ({"UPLOAD_URL_TTL_SECONDS": "10"}, "UPLOAD_URL_TTL_SECONDS"),
+    ({"CONNECT_RATE_PER_SECOND": "-0.5"}, "CONNECT_RATE_PER_SECOND"),
+    ({"CONNECT_RATE_PER_SECOND": "inf"}, "CONNECT_RATE_PER_SECOND"),
+    ({"CONNECT_BURST": "ten"}, "CONNECT_BURST"),
+    ({"CONNECT_BURST": "-1"}, "CONNECT_BURST"),
 ])
 def test_a_malformed_value_is_refused_naming_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as error:
@@ -87,3 +97,14 @@ def test_repr_hides_passwords_in_urls() -> None:
     shown = repr(settings)
     assert "hunter2-secret" not in shown and "redis-pass" not in shown
     assert "postgresql://svc:***@db:5432/messaging" in shown
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://svc@db/x?password=hunter2&sslmode=disable", "postgresql://svc@db/x?password=***&sslmode=disable"),
+    ("postgresql://db/x?sslmode=require&sslpassword=k3y", "postgresql://db/x?sslmode=require&sslpassword=***"),
+    ("postgresql://svc:p%40ss@db/x", "postgresql://svc:***@db/x"),
+    ("redis://cache:6379/0?Password=pw", "redis://cache:6379/0?Password=***"),
+    ("postgresql://svc@db/x?application_name=no_password_here", "postgresql://svc@db/x?application_name=no_password_here"),
+])
+def test_repr_hides_passwords_given_as_query_parameters_too(url: str, shown: str) -> None:
+    assert f"database_url={shown!r}" in repr(Settings(database_url=url))
