@@ -423,7 +423,8 @@ def _service_panels(run: RunData) -> list[tuple[str, str, list[Line]]]:
 
 def _error_lines(run: RunData) -> list[Line]:
     """HTTP 5xx and 4xx responses and Socket.IO event errors per second, summed over routes and events; a kind
-    without any series is drawn as zero on its query's times (the service counted none)."""
+    without any series is drawn as zero on its query's times (the service counted none). The requests shed for
+    overload, when the export has them."""
     prom = run.prom or {}
     http = [s for s in prom.get("http_requests_rate", []) if len(s.times)]
     events = [s for s in prom.get("socketio_events_rate", []) if len(s.times)]
@@ -440,6 +441,10 @@ def _error_lines(run: RunData) -> list[Line]:
             times = _sum_series(every).times
             total = PromSeries(labels={}, times=times, values=np.zeros(len(times)))
         lines.append((label, *_prom_line(run, total), {"color": color}))
+    shed = [s for s in prom.get("shed_rate", []) if len(s.times)]
+    if shed:   # already among the 5xx and the Socket.IO errors: this says how many of them were load shedding
+        lines.append(("shed (overloaded)/s", *_prom_line(run, _sum_series(shed)), {"color": "tab:brown",
+                                                                                  "linestyle": "--"}))
     return lines
 
 

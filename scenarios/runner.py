@@ -48,6 +48,7 @@ PROM_QUERIES = {
     "socketio_p99": "histogram_quantile(0.99, sum by (le, event) (rate(socketio_event_duration_seconds_bucket[1m])))",
     "websocket_connections": "sum by (instance) (websocket_connections_active)",
     "messages_rate": "sum by (type, status) (rate(messages_total[1m]))",
+    "shed_rate": "sum by (transport) (rate(requests_shed_total[1m]))",
     "db_query_p99": "histogram_quantile(0.99, sum by (le, query) (rate(db_query_duration_seconds_bucket[1m])))",
     "db_pool": "sum by (instance, state) (db_pool_connections)",
     "event_loop_lag_p99": "histogram_quantile(0.99, sum by (le, instance) (rate(event_loop_lag_seconds_bucket[1m])))",
