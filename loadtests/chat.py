@@ -176,7 +176,7 @@ class ChatPair(FastHttpUser):
         for attempt in list(side.inflight.values()):
             del side.inflight[attempt.seq]
             self._fire("message:send", elapsed_ms(attempt.sent), ConnectionError(f"connection lost: {why}"))
-            self._retry_or_fail(side, attempt, retry_after=0.0)
+            self._retry_or_fail(side, attempt, retry_after=1.0)   # after the reconnect (0.2-1 s from now)
 
     def _ensure_connected(self) -> bool:
         ok = True
@@ -311,10 +311,10 @@ class ChatPair(FastHttpUser):
 
     def _retry_or_fail(self, side: Side, attempt: _Attempt, retry_after: float) -> None:
         """Retry with the same client_message_id, as a client should: after the service's retry_after or an
-        exponential backoff (the longer), with jitter so retries do not come back in step; give up after
+        exponential backoff capped at 8 s (the longer), with jitter so retries do not come back in step; give up after
         SEND_TRIES or when the retry would land past the grace period."""
         first, cap = RETRY_BACKOFF
-        delay = min(max(retry_after, first * 2 ** (attempt.tries - 1)), cap) * random.uniform(1.0, 1.5)
+        delay = max(retry_after, min(first * 2 ** (attempt.tries - 1), cap)) * random.uniform(1.0, 1.5)
         if attempt.tries >= SEND_TRIES or time.time() + delay >= self.send_end() + self.config.scenario.grace:
             CHECKER.send_failed()
             return
@@ -396,7 +396,7 @@ class ChatPair(FastHttpUser):
             if not ok:
                 error = ack.get("error") if isinstance(ack, dict) else None
                 error = error if isinstance(error, dict) else {}
-                if error.get("code") in ("rate_limited", "unavailable"):
+                if error.get("code") in ("rate_limited", "unavailable", "overloaded"):
                     gevent.sleep(float(error.get("retry_after") or 1))
                     continue
                 raise AckError(str(error))

@@ -27,7 +27,7 @@ from scenarios.model import Scenario, load_scenario
 
 ACK_TIMEOUT = 10.0          # seconds before an unanswered send counts as failed (and is retried)
 SEND_TRIES = 5              # tries of one send (same client_message_id), with backoff, before it counts as failed
-RETRY_BACKOFF = (0.5, 8.0)  # seconds: the first retry's delay, doubling per try, and its cap (or the Retry-After)
+RETRY_BACKOFF = (0.5, 8.0)  # seconds: the first retry's delay, doubling per try, and its cap (longer Retry-After wins)
 LAG_WARNING = 0.1           # seconds late against the open-model schedule before the generator warns
 
 

@@ -183,7 +183,8 @@ def _watch_plateaus(environment: Environment) -> None:
         end = t0 + stage.offset + stage.duration
         gevent.sleep(max(end + 2 * REPORT_INTERVAL - time.time(), 0))
         assert AGG is not None
-        broken = breaches(SCENARIO.slos, AGG.window(t0 + stage.offset + stage.settle, end))
+        slos = [slo for slo in SCENARIO.slos if slo.stage in (None, stage.index)]
+        broken = breaches(slos, AGG.window(t0 + stage.offset + stage.settle, end))
         if broken:
             at = time.time()
             _stopped.update(early=True, reason=f"stage {stage.index} ({stage.messages_per_second:g} messages/s) "

@@ -258,9 +258,10 @@ def faults_block(summary: dict[str, Any]) -> str:
                      _seconds(f["client_recovery"]), fmt.number(f["failures"]), _seconds(f["service_back"]),
                      unhealthy])
     return ("<h2>Faults</h2>\n<p class='sub'>Injected during the run (shaded on the plots). Client recovery: from the "
-            "fault's start to the first 5 s with no failed request and sends acked; failures: the requests that "
-            "failed until then; instances back: from the fault being undone to every /health answering 200; "
-            "unhealthy: how long each instance's /health did not answer 200.</p>\n" + table(
+            "fault's start to the last failed request before the clients were quiet again (5 s, once the fault was "
+            "undone, with no failed request and sends acked); failures: the requests that failed meanwhile; "
+            "instances back: from the fault being undone to every /health answering 200; unhealthy: how long "
+            "each instance's /health did not answer 200.</p>\n" + table(
                 ["fault", "start", "undone", "applied", "client recovery", "failures", "instances back",
                  "unhealthy (port)"], rows))
 

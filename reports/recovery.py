@@ -2,10 +2,11 @@
 
 Per fault, in seconds:
 
-- `client_recovery`: from the fault's start to the start of the first QUIET_SECONDS-long stretch in which no
-  request of any kind failed and sends kept being acked, read from Locust's stats history (1 s rows, cumulative
-  counts of every request name). 0 when the fault caused no failure at all; None when the history does not cover
-  a quiet stretch after the fault (the run ended first, or no history).
+- `client_recovery`: from the fault's start to the last request that failed before the clients were quiet again:
+  the first QUIET_SECONDS-long stretch, once the fault is undone, in which no request of any kind failed and sends
+  kept being acked. Read from Locust's stats history (1 s rows, cumulative counts of every request name). 0 when
+  nothing failed; None when the history holds no quiet stretch after the fault (the run ended first, or no
+  history).
 - `service_back`: from the fault being undone to every instance answering /health 200 again.
 - `unhealthy`: per instance, how long its /health did not answer 200 during the fault.
 - `failures`: requests that failed between the fault's start and the clients' recovery.
@@ -37,7 +38,8 @@ def analyse_faults(run: RunData) -> list[dict[str, Any]] | None:
         end = fault["end"]
         ended = _number(end.get("at"))
         healthy = _number(fault.get("healthy_at"))
-        recovery, failures = _client_recovery(counts, begun) if counts is not None else (None, None)
+        undone = ended if ended is not None else begun
+        recovery, failures = _client_recovery(counts, begun, undone) if counts is not None else (None, None)
         out.append({
             "action": fault.get("action"), "instance": fault.get("instance"),
             "start": round(begun - t0, 3), "end": None if ended is None else round(ended - t0, 3),
@@ -71,21 +73,26 @@ def _counts(history: pd.DataFrame | None) -> pd.DataFrame | None:
     return frame.sort_index()
 
 
-def _client_recovery(counts: pd.DataFrame, begun: float) -> tuple[float | None, int | None]:
+def _client_recovery(counts: pd.DataFrame, begun: float, undone: float) -> tuple[float | None, int | None]:
+    """(seconds, failures): the episode runs from the fault's start to the first quiet stretch that starts once
+    the fault is undone; its recovery is the time of its last failed request (0 without any). A stretch is quiet
+    when no request failed and sends were acked over at least QUIET_SECONDS of rows (Locust skips a second now
+    and then). Failures that begin late (retries, ack timeouts) still count."""
     times = counts.index.to_numpy(dtype=float)
     failures = counts["failures"].to_numpy(dtype=float)
     acked = counts["acked"].to_numpy(dtype=float)
-    start = int(np.searchsorted(times, begun, side="left"))
-    if start == 0 or start >= len(times):
-        return None, None           # the history does not cover the fault's start
-    base = start - 1                # the last row before the fault: the counts then
-    for i in range(base, len(times)):
-        ahead = np.searchsorted(times, times[i] + QUIET_SECONDS, side="right") - 1
-        if times[ahead] - times[i] < QUIET_SECONDS:
-            return None, None       # the run ended before a quiet stretch
+    base = int(np.searchsorted(times, begun, side="left")) - 1   # the last row before the fault: the counts then
+    if base < 0 or base >= len(times) - 1:
+        return None, None             # the history does not cover the fault's start
+    first = max(int(np.searchsorted(times, undone, side="left")), base)
+    for i in range(first, len(times)):
+        ahead = int(np.searchsorted(times, times[i] + QUIET_SECONDS, side="left"))
+        if ahead >= len(times):
+            return None, None         # the run ended before a quiet stretch
         if failures[ahead] == failures[i] and acked[ahead] > acked[i]:
-            recovered = max(times[i] - begun, 0.0)
-            return round(recovered, 3), int(failures[i] - failures[base])
+            rising = np.flatnonzero(np.diff(failures[base:i + 1]) > 0)
+            last = times[base + 1 + rising[-1]] if len(rising) else begun
+            return round(max(last - begun, 0.0), 3), int(failures[i] - failures[base])
     return None, None
 
 

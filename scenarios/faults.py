@@ -8,6 +8,7 @@ once the fault is in place or undone. A fault begun is always undone, also when 
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import threading
@@ -25,6 +26,7 @@ COMMAND_TIMEOUT = 90.0      # stopping PostgreSQL waits for its shutdown; starti
 HEALTH_EVERY = 0.5
 HEALTH_TIMEOUT = 1.0
 BACK_WITHIN = 120.0         # after the fault is undone: how long the instances get to answer healthy again
+UNDO_TRIES = 3              # an undo that fails is tried again, 2 s apart: a fault must not outlive the run
 
 
 @dataclass
@@ -78,9 +80,12 @@ class FaultSchedule(threading.Thread):
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
-    def stop(self, timeout: float = COMMAND_TIMEOUT * 2) -> None:
+    def stop(self, timeout: float = COMMAND_TIMEOUT * (UNDO_TRIES + 1) + BACK_WITHIN) -> None:
+        """Undo what is in place and wait for the thread (its undo calls and the health watch are bounded)."""
         self._stopping.set()
         self.join(timeout)
+        if self.is_alive():
+            self.log("fault: the fault thread did not finish: check the stack (python -m stack status)")
 
     def run(self) -> None:
         t0 = self._wait_for_t0()
@@ -114,10 +119,16 @@ class FaultSchedule(threading.Thread):
         self._write()
 
     def _finish(self, entry: FaultRun) -> None:
-        if entry.end is None and entry.begin is not None:
+        if entry.end is not None or entry.begin is None:
+            return
+        for attempt in range(UNDO_TRIES):
+            if attempt:
+                time.sleep(2.0)
             entry.end = self._call("end", entry)
-            if entry.end.rc != 0:
-                self.log(f"fault: {entry.action} could not be undone (exit {entry.end.rc}): {entry.end.output[-300:]}")
+            if entry.end.rc == 0:
+                return
+            self.log(f"fault: {entry.action} could not be undone (exit {entry.end.rc}): {entry.end.output[-300:]}")
+        self.log(f"fault: {entry.action} is still in place: undo it with the fault command's 'end'")
 
     def _undo_all(self) -> None:
         for entry in list(self.runs):
@@ -126,8 +137,10 @@ class FaultSchedule(threading.Thread):
     def _call(self, verb: str, entry: FaultRun) -> Step:
         at = time.time()
         try:
+            # a session of its own: a Ctrl-C meant for the run must not kill an undo half-way
             done = subprocess.run([*self.command, verb, entry.action, "--instance", str(entry.instance)],
-                                  capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+                                  capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False,
+                                  start_new_session=True)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return Step(at, None, f"{type(exc).__name__}: {exc}")
         return Step(at, done.returncode, (done.stdout + done.stderr).strip()[-2000:])
@@ -186,5 +199,5 @@ def _health(url: str) -> str | None:
             return None if resp.status == 200 else f"HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
         return type(exc).__name__

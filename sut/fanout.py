@@ -68,6 +68,11 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                         await self._resync()
                 async for message in self.pubsub.listen():
                     yield message
+                # listen() ended without an error: its pub/sub object was replaced (a publish reconnected) or
+                # closed. Subscribe again, after a pause (an ended listen() returns at once: no hot loop), and
+                # resync: messages may have gone by meanwhile
+                subscribed, failed = False, True
+                await asyncio.sleep(retry_sleep)
             except Exception as exc:  # any failure of Redis: resubscribe, as the stock listener does
                 self._get_logger().error(f"socket.io fan-out: cannot receive from Redis; retrying in {retry_sleep:g} s",
                                          extra={"redis_exception": str(exc)})

@@ -113,6 +113,8 @@ class ChatNamespace(socketio.AsyncNamespace):
             metrics.SIO_CONNECTS.labels("refused").inc()
             raise refusal("unauthorized", str(exc)) from None
         await self._admit(principal)
+        if self.server.manager.eio_sid_from_sid(sid, self.namespace) not in self.server.environ:
+            raise refusal("gone", "the client left during the connect")   # its disconnect came and went already
         if self.app[keys.SETTINGS].max_connections and len(self.principals) >= self.app[keys.SETTINGS].max_connections:
             metrics.SIO_CONNECTS.labels("refused").inc()
             metrics.SHED.labels("connect").inc()

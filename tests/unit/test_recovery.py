@@ -59,20 +59,31 @@ def history(failures: list[int], acked_per_s: int = 10, t0: int = 1000) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def test_recovery_is_the_start_of_the_first_quiet_stretch_after_the_fault() -> None:
+def test_recovery_is_the_last_failure_before_the_clients_are_quiet_again() -> None:
     failures = [0] * 20 + [3, 5, 2, 0, 1] + [0] * 20   # the fault at second 20; the last failure in second 24
     counts = _counts(history(failures))
     assert counts is not None
-    assert _client_recovery(counts, 1020.0) == (4.0, 11)
+    assert _client_recovery(counts, 1020.0, 1022.0) == (4.0, 11)
+
+
+def test_failures_that_begin_late_count_and_a_skipped_second_changes_nothing() -> None:
+    late = _counts(history([0] * 26 + [4, 4] + [0] * 20))       # retries failing 6-7 s after the fault began
+    assert late is not None
+    assert _client_recovery(late, 1020.0, 1025.0) == (7.0, 8)
+    gappy = history([0] * 20 + [3, 5, 2, 0, 1] + [0] * 20)
+    gappy = gappy[gappy["Timestamp"] != 1031]                    # Locust skipped a second
+    counts = _counts(gappy)
+    assert counts is not None
+    assert _client_recovery(counts, 1020.0, 1022.0) == (4.0, 11)
 
 
 def test_a_fault_nobody_noticed_recovers_at_once_and_an_unfinished_one_is_unknown() -> None:
     counts = _counts(history([0] * 40))
     assert counts is not None
-    assert _client_recovery(counts, 1020.0) == (0.0, 0)
+    assert _client_recovery(counts, 1020.0, 1025.0) == (0.0, 0)
     failing = _counts(history([0] * 20 + [1] * 20))
     assert failing is not None
-    assert _client_recovery(failing, 1020.0) == (None, None)   # the run ended before a quiet stretch
+    assert _client_recovery(failing, 1020.0, 1025.0) == (None, None)   # the run ended before a quiet stretch
 
 
 def chaos_run(tmp_path: Path, *, fault_rc: int = 0, failures_until: int = 30) -> Path:
