@@ -25,6 +25,7 @@ from sut.app import create_app, route_templates
 from sut.handlers import realtime
 from sut.openapi import document
 from sut.settings import Settings
+from tests.integration.test_bad_input import send, start
 from tests.support import JWT_SECRET, Pair, auth, new_id, new_pair
 
 Client = TestClient[Request, Application]
@@ -231,21 +232,6 @@ async def client(base_settings: Settings) -> AsyncIterator[Client]:
     """One app for the whole table: an app per cell would cost more than the cells."""
     async with TestClient(TestServer(create_app(base_settings))) as shared:
         yield shared
-
-
-async def start(client: Client, pair: Pair) -> int:
-    resp = await client.post(CONV, json={"artist_id": pair.artist}, headers=pair.c)
-    assert resp.status == 201, await resp.text()
-    conversation_id: int = (await resp.json())["id"]
-    return conversation_id
-
-
-async def send(client: Client, conversation_id: int, headers: dict[str, str], body: str = "hello") -> int:
-    payload = {"client_message_id": uuid.uuid4().hex, "body": body}
-    resp = await client.post(f"{CONV}/{conversation_id}/messages", json=payload, headers=headers)
-    assert resp.status == 201, await resp.text()
-    message_id: int = (await resp.json())["id"]
-    return message_id
 
 
 async def conversation_for(client: Client, call: Call, pair: Pair) -> int:
