@@ -9,7 +9,7 @@ SCENARIO ?= smoke
 NAMESPACE ?= chatload
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sysdeps services test test-slow fuzz lint generate fmt bench up run down status logs backup restore seed clean deploy-bluegreen rollback-bluegreen
+.PHONY: help venv sysdeps services test test-slow fuzz lint generate fmt bench bench-more up run down status logs backup restore seed clean deploy-bluegreen rollback-bluegreen
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
@@ -51,11 +51,13 @@ generate: venv ## regenerate dashboards/json/, alerts/rules/slos.yml and k8s/mon
 fmt: venv ## apply ruff's fixes
 	$(BIN)/ruff check --fix .
 
-bench: venv services ## service throughput (BENCH_ARGS="--pairs 20"), load-generator CPU per emit, harness accuracy, report build
-	$(BIN)/python -m benchmarks.pairs $(BENCH_ARGS)
+bench: venv services ## the five performance figures side by side -> bench/results.{json,md} (BENCH_ARGS="--profile --before FILE")
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+bench-more: venv services ## the older comparisons: socket.io vs REST vs asyncio loop, client CPU per emit, harness accuracy
+	$(BIN)/python -m benchmarks.pairs
 	$(BIN)/python -m benchmarks.client_cpu
 	$(BIN)/python -m benchmarks.harness_accuracy --pairs 60 --rate 300
-	$(BIN)/python -m benchmarks.report_build
 
 up: venv ## start the local stack: 2 instances behind nginx, S3, Prometheus, Alertmanager, exporters
 	@scripts/sysdeps.sh --optional

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -25,6 +26,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,8 +165,10 @@ async def drop_database(name: str) -> None:
     await admin.close()
 
 
-def start_service(database_url: str, port: int, log: Any, loop: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "EVENT_LOOP": loop, "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "JWT_SECRET": SECRET,
+def start_service(database_url: str, port: int, log: Any, loop: str,
+                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **(extra_env or {}), "EVENT_LOOP": loop,
+           "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, "JWT_SECRET": SECRET,
            "PORT": str(port), "RATE_LIMIT_PER_SECOND": "0", "LOG_LEVEL": "WARNING", "RETENTION_DAYS": "0",
            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:", "SOCKETIO_CHANNEL": f"bench-{uuid.uuid4().hex}"}
     proc = subprocess.Popen([sys.executable, "-m", "sut", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -176,6 +180,30 @@ def start_service(database_url: str, port: int, log: Any, loop: str) -> subproce
             time.sleep(0.1)
     proc.kill()
     raise SystemExit("the service did not start")
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto's S3 server on a free port with the upload bucket: the environment a service needs to use it (its
+    /health, which the scenario runner checks first, asks for the bucket)."""
+    port = free_port()
+    env = {"S3_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench"}
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{env['S3_ENDPOINT_URL']}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        subprocess.run([sys.executable, "-m", "sut", "init-storage"], env={**os.environ, **env, "JWT_SECRET": SECRET},
+                       check=True, stdout=subprocess.DEVNULL)
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def free_port() -> int:

@@ -1,0 +1,173 @@
+"""`make bench`: the service measured against this machine's own limits, every figure a ratio or a latency taken
+side by side in one run (absolute rates on a shared machine drift from run to run).
+
+Sections (each starts its own processes on free ports and a database of its own):
+  send       durable socket.io sends/s vs pgbench running the same transaction at the same concurrency, and the
+             receivers' delivery latency at half of that rate (benchmarks/send.py)
+  query      inbox and history requests/s on 100k conversations / 2M messages vs a bare aiohttp JSON endpoint,
+             and their p99 at half of their maximum (benchmarks/query.py)
+  generator  the Locust process's CPU per delivered message vs the service's, and the idle socket.io connections
+             one generator process holds (benchmarks/generator.py)
+  report     building the report of a 5M-sample run (benchmarks/report_build.py)
+
+Writes OUT/results.json (every figure, its target, the raw sections, the commit) and OUT/results.md (the table);
+`--before FILE` puts an earlier results.json's figures next to these. `--profile` samples the service with py-spy
+during the send benchmark (OUT/profile/).
+
+    python -m benchmarks [--only send,query] [--out bench] [--before FILE] [--profile] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import generator, query, report_build, send
+
+SECTIONS = ("send", "query", "generator", "report")
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    name: str
+    section: str
+    unit: str
+    value: Callable[[dict[str, Any]], float]
+    target: str
+    met: Callable[[float, dict[str, Any]], bool]
+
+
+FIGURES = (
+    Figure("send_over_pgbench", "durable sends/s, socket.io (ack after commit) / pgbench, same transaction and "
+           "concurrency", "send", "ratio", lambda r: r["socketio_over_pgbench"], ">= 0.5, then >= 1.0",
+           lambda v, r: v >= 0.5),
+    Figure("inbox_over_bare", "inbox requests/s / bare aiohttp JSON endpoint, same client", "query", "ratio",
+           lambda r: r["inbox_over_bare"], ">= 0.3, then >= 0.5", lambda v, r: v >= 0.3),
+    Figure("history_over_bare", "history requests/s / bare aiohttp JSON endpoint, same client", "query", "ratio",
+           lambda r: r["history_over_bare"], ">= 0.3, then >= 0.5", lambda v, r: v >= 0.3),
+    Figure("inbox_p99_half", "inbox p99 at half of its maximum (open loop)", "query", "ms",
+           lambda r: r["half_max_open_loop"]["inbox"]["p99_ms"], "<= 10 ms", lambda v, r: v <= 10),
+    Figure("history_p99_half", "history p99 at half of its maximum (open loop)", "query", "ms",
+           lambda r: r["half_max_open_loop"]["history"]["p99_ms"], "<= 10 ms", lambda v, r: v <= 10),
+    Figure("delivery_p99_half", "delivery p99 at the receivers, at half of the maximum send rate", "send", "ms",
+           lambda r: r["half_max_open_loop"]["delivery_ms"]["p99"], "<= 20 ms",
+           lambda v, r: v <= 20 and r["half_max_open_loop"]["delivered"] == r["half_max_open_loop"]["sent"]),
+    Figure("generator_over_service_cpu", "CPU per delivered message, Locust process / service", "generator", "ratio",
+           lambda r: r["cpu_per_delivered"]["generator_over_service"], "< 1", lambda v, r: v < 1),
+    Figure("idle_connections", "idle socket.io connections one generator process holds", "generator", "connections",
+           lambda r: r["idle_connections"]["alive_after_hold"], ">= 5,000 under 1 GiB",
+           lambda v, r: v >= 5000 and r["idle_connections"]["rss_bytes"] < 2**30),
+    Figure("idle_connections_rss", "resident memory of that process", "generator", "MiB",
+           lambda r: r["idle_connections"]["rss_mib"], "< 1024 MiB", lambda v, r: v < 1024),
+    Figure("report_build_seconds", "report build of a 5M-sample one-hour run", "report", "s",
+           lambda r: r["build_seconds_median"], "<= 15 s, <= 2 GiB", lambda v, r: bool(r["within_target"])),
+)
+
+
+async def run_section(name: str, quick: bool, profile: Path | None) -> dict[str, Any]:
+    seconds = 4 if quick else 10
+    if name == "send":
+        return await send.main(20, seconds, profile)
+    if name == "query":
+        return await query.main(3 if quick else 8, 32, reseed=False)
+    if name == "generator":
+        return await generator.main(60, 300, 8 if quick else 20, 500 if quick else 5000, 2 if quick else 5)
+    return await asyncio.to_thread(report_build.main, 1_000_000 if quick else 5_000_000, 1.0, 1, None)
+
+
+def figures(sections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for f in FIGURES:
+        if f.section not in sections:
+            continue
+        raw = sections[f.section]
+        value = f.value(raw)
+        rows.append({"key": f.key, "name": f.name, "value": value, "unit": f.unit, "target": f.target,
+                     "met": f.met(value, raw)})
+    return rows
+
+
+def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
+    earlier = {row["key"]: row["value"] for row in (before or {}).get("figures", [])}
+    head = "| figure | value | target | met |" if before is None else "| figure | before | after | target | met |"
+    lines = [f"`make bench` at {result['commit']} on {result['machine']['cpus']} cores, {result['started']}"
+             + (f"; before: {before['commit']}" if before else ""), "", head,
+             "|---|---|---|---|" if before is None else "|---|---|---|---|---|"]
+    for row in result["figures"]:
+        value = f"{row['value']:g} {row['unit']}".replace(" ratio", "")
+        cells = [row["name"], value, row["target"], "yes" if row["met"] else "**no**"]
+        if before is not None:
+            old = earlier.get(row["key"])
+            cells.insert(1, "" if old is None else f"{old:g} {row['unit']}".replace(" ratio", ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    top = result["sections"].get("send", {}).get("profile", {}).get("top")
+    if top:
+        lines += ["", "Service profile during the closed-loop sends (py-spy, share of samples):", "",
+                  "| function | self % | inclusive % |", "|---|---|---|"]
+        lines += [f"| `{e['function']}` | {e['self_percent']} | {e['inclusive_percent']} |" for e in top]
+    return "\n".join(lines) + "\n"
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def main(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    before = json.loads(args.before.read_text()) if args.before else None
+    chosen = [s for s in SECTIONS if s in args.only]
+    result: dict[str, Any] = {
+        "commit": _commit(), "started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "sections": {}, "seconds": {}}
+    for i, name in enumerate(chosen, 1):
+        print(f"[{i}/{len(chosen)}] {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        result["sections"][name] = asyncio.run(run_section(name, args.quick, out / "profile" if args.profile else None))
+        result["seconds"][name] = round(time.perf_counter() - t0, 1)
+        print(f"[{i}/{len(chosen)}] {name} done in {result['seconds'][name]:.0f} s", file=sys.stderr, flush=True)
+    result["figures"] = figures(result["sections"])
+    (out / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    table = markdown(result, before)
+    (out / "results.md").write_text(table)
+    print(table)
+    print(f"written: {out / 'results.json'}, {out / 'results.md'}", file=sys.stderr)
+    return 0
+
+
+def _sections(raw: str) -> list[str]:
+    names = [s.strip() for s in raw.split(",") if s.strip()]
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"sections are {', '.join(SECTIONS)}; got {raw!r}")
+    return names
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--only", type=_sections, default=list(SECTIONS), metavar="SECTION[,SECTION]",
+                        help=f"run these sections only ({', '.join(SECTIONS)})")
+    parser.add_argument("--out", type=Path, default=Path("bench"), help="folder for results.json and results.md")
+    parser.add_argument("--before", type=Path, default=None, metavar="FILE",
+                        help="an earlier results.json: its figures go in a 'before' column")
+    parser.add_argument("--profile", action="store_true", help="sample the service with py-spy during the sends")
+    parser.add_argument("--quick", action="store_true", help="short runs (a check that everything works, not figures)")
+    parsed = parser.parse_args()
+    if parsed.before is not None and not parsed.before.is_file():
+        parser.error(f"--before: no such file {parsed.before}")
+    sys.exit(main(parsed))

@@ -1,0 +1,196 @@
+"""Durable sends against pgbench, and delivery latency at half of the maximum send rate, in one run.
+
+One service process (uvloop, private database, free port) and N customer <-> artist pairs:
+1. closed loop: each customer sends `message:send` and waits for its ack (acked after the commit) before the next:
+   the service's maximum durable sends/s at this concurrency;
+2. pgbench runs the send statement itself (insert the message, update its conversation: one transaction) with the
+   same number of clients on the same database: the database's ceiling for the same work;
+3. open loop at half of (1): sends leave on a fixed schedule whatever the acks do, and each artist's client takes
+   the delivery latency of `message:new` from the scheduled send time (the receiver's view; same clock).
+With `--profile DIR`, py-spy samples the service during (1) and DIR gets the flame graph and the top entries.
+
+    python -m benchmarks.send [--pairs 20] [--seconds 10] [--profile DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks import openloop
+from benchmarks.pairs import (
+    cpu_seconds,
+    drop_database,
+    free_port,
+    open_pair,
+    pct,
+    prepare_database,
+    run_pgbench,
+    start_service,
+    token,
+)
+from benchmarks.rawsio import RawClient
+from sut.domain import Role
+
+
+async def _clients(http: aiohttp.ClientSession, base: str, pairs: list[tuple[int, int, int]],
+                   on_new: Callable[[dict[str, Any]], None]) -> tuple[list[RawClient], list[RawClient]]:
+    def on_event(event: str, data: Any) -> None:
+        if event == "message:new":
+            on_new(data)
+
+    senders, receivers = [], []
+    for customer, artist, _ in pairs:
+        receivers.append(RawClient(http, base, token(artist, Role.ARTIST), on_event))
+        senders.append(RawClient(http, base, token(customer, Role.CUSTOMER)))
+    await asyncio.gather(*(c.connect() for c in senders + receivers))
+    return senders, receivers
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {q: round(pct(values, v), 2) for q, v in (("p50", .5), ("p99", .99), ("p999", .999))}
+
+
+async def closed_loop(base: str, pairs: list[tuple[int, int, int]], seconds: float, server_pid: int) -> dict[str, Any]:
+    """Each customer sends, waits for the ack, sends again: the maximum acked sends/s at this concurrency."""
+    sent: dict[str, float] = {}
+    acks: list[float] = []
+    deliveries: list[float] = []
+
+    def on_new(payload: dict[str, Any]) -> None:
+        start = sent.pop(payload["message"]["client_message_id"], None)
+        if start is not None:
+            deliveries.append(time.perf_counter() - start)
+
+    async def sender(client: RawClient, conversation_id: int, until: float) -> None:
+        while time.perf_counter() < until:
+            key = uuid.uuid4().hex
+            start = sent[key] = time.perf_counter()
+            ack = await client.call("message:send", {"conversation_id": conversation_id, "client_message_id": key,
+                                                     "body": "bench"})
+            if ack.get("ok"):
+                acks.append(time.perf_counter() - start)
+
+    async with aiohttp.ClientSession() as http:
+        senders, receivers = await _clients(http, base, pairs, on_new)
+        cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
+        await asyncio.gather(*(sender(c, cid, t0 + seconds) for c, (_, _, cid) in zip(senders, pairs, strict=True)))
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(server_pid) - cpu0
+        await asyncio.sleep(0.5)  # the last deliveries
+        await asyncio.gather(*(c.close() for c in senders + receivers))
+    return {"pairs": len(pairs), "seconds": round(elapsed, 2), "acked": len(acks),
+            "messages_per_s": round(len(acks) / elapsed, 1), "ack_ms": _ms(acks), "delivered": len(deliveries),
+            "delivery_ms": _ms(deliveries), "service_cpu_percent": round(100 * cpu / elapsed, 1),
+            "service_cpu_us_per_message": round(1e6 * cpu / max(len(acks), 1), 1)}
+
+
+async def delivery_open_loop(base: str, pairs: list[tuple[int, int, int]], rate: float,
+                             seconds: float) -> dict[str, Any]:
+    """Sends at `rate`/s spread over the pairs; delivery latency at the receivers from each send's slot."""
+    slots: dict[str, float] = {}
+    deliveries: list[float] = []
+    acked = [0]
+
+    def on_new(payload: dict[str, Any]) -> None:
+        slot = slots.pop(payload["message"]["client_message_id"], None)
+        if slot is not None:
+            deliveries.append(time.perf_counter() - slot)
+
+    def on_ack(ack: Any) -> None:
+        acked[0] += bool(isinstance(ack, dict) and ack.get("ok"))
+
+    async with aiohttp.ClientSession() as http:
+        senders, receivers = await _clients(http, base, pairs, on_new)
+
+        async def fire(i: int) -> bool:
+            k = i % len(pairs)
+            key = uuid.uuid4().hex
+            slots[key] = time.perf_counter()
+            await senders[k].emit("message:send", {"conversation_id": pairs[k][2], "client_message_id": key,
+                                                   "body": "bench"}, callback=on_ack)
+            return True
+
+        result = await openloop.run(fire, rate, seconds)
+        await asyncio.sleep(1.0)  # the last deliveries
+        await asyncio.gather(*(c.close() for c in senders + receivers))
+    return {"offered_per_s": round(rate, 1), "sent": len(result.latencies), "acked": acked[0],
+            "delivered": len(deliveries), "late_starts": result.late_starts, "delivery_ms": _ms(deliveries)}
+
+
+def top_entries(raw: Path, count: int = 15) -> list[dict[str, Any]]:
+    """py-spy's raw (collapsed) stacks -> the functions with the most samples, self and inclusive."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        frames = stack.split(";")
+        total += int(n)
+        own[frames[-1]] += int(n)
+        for frame in set(frames):
+            inclusive[frame] += int(n)
+    return [{"function": f, "self_percent": round(100 * n / total, 1),
+             "inclusive_percent": round(100 * inclusive[f] / total, 1)} for f, n in own.most_common(count)]
+
+
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    out.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        print("py-spy is not installed in the venv: no profile", file=sys.stderr)
+        return None
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "--nonblocking",
+                             "--format", "raw", "-o", str(out / "send.raw")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[str, Any]:
+    name, url = await prepare_database()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with tempfile.TemporaryFile() as log:
+            proc = start_service(url, port, log, "uvloop")
+            try:
+                async with aiohttp.ClientSession() as http:
+                    pairs = [(10_000 + i, 20_000 + i, await open_pair(http, base, 10_000 + i, 20_000 + i))
+                             for i in range(pairs_count)]
+                spy = start_profile(proc.pid, seconds - 1, profile) if profile else None
+                closed = await closed_loop(base, pairs, seconds, proc.pid)
+                if spy is not None:
+                    await asyncio.to_thread(spy.wait, 30)
+                half = await delivery_open_loop(base, pairs, closed["messages_per_s"] / 2, seconds)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+        database = await run_pgbench(url, pairs_count, seconds)
+    finally:
+        await drop_database(name)
+    result = {"pairs": pairs_count, "closed_loop": closed, "pgbench": database, "half_max_open_loop": half,
+              "socketio_over_pgbench": round(closed["messages_per_s"] / database["messages_per_s"], 3)}
+    if profile and (profile / "send.raw").exists():
+        result["profile"] = {"raw": str(profile / "send.raw"), "top": top_entries(profile / "send.raw")}
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.send", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--profile", type=Path, default=None, help="profile the service with py-spy into this folder")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.pairs, args.seconds, args.profile)), indent=2))
