@@ -9,7 +9,7 @@ from aiohttp import web
 from multidict import MultiMapping
 from pydantic import BaseModel, ValidationError
 
-from sut import keys
+from sut import jsonfast, keys
 from sut.cache import ConversationCache
 from sut.handlers import schemas
 from sut.handlers.errors import ApiError, describe_validation
@@ -25,6 +25,12 @@ from sut.handlers.views import (
 )
 from sut.middlewares import principal_of
 from sut.services import conversations, messages, uploads
+
+
+def json_response(data: Any, *, status: int = 200) -> web.Response:
+    """A JSON answer serialised by orjson (sut/jsonfast.py): the inbox page's encoding was a tenth of its CPU."""
+    return web.json_response(data, status=status, dumps=jsonfast.dumps)
+
 
 routes = web.RouteTableDef()
 CACHE: web.AppKey[ConversationCache] = web.AppKey("conversation_cache")
@@ -90,7 +96,7 @@ async def list_conversations(request: web.Request) -> web.Response:
                                      limit=q.limit + 1, timeout=_timeout(request))
     items, more = page[: q.limit], len(page) > q.limit
     storage = request.app[keys.STORAGE]
-    return web.json_response({
+    return json_response({
         "items": [await conversation_json(c, principal, storage) for c in items],
         "next_cursor": inbox_cursor(items[-1]) if more else None,
     })
@@ -105,7 +111,7 @@ async def create_conversation(request: web.Request) -> web.Response:
         booking_id=body.booking_id, timeout=_timeout(request),
     )
     data = await conversation_json(conversation, principal, request.app[keys.STORAGE])
-    return web.json_response(data, status=201 if created else 200)
+    return json_response(data, status=201 if created else 200)
 
 
 @routes.get("/messaging/conversations/{id}")
@@ -113,7 +119,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     principal = principal_of(request)
     conversation = await conversations.get(request.app[keys.DB_POOL], principal, path_id(request),
                                            _timeout(request))
-    return web.json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
+    return json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
 
 
 @routes.get("/messaging/conversations/{id}/messages")
@@ -131,7 +137,7 @@ async def list_messages(request: web.Request) -> web.Response:
     items, more = page[: q.limit], len(page) > q.limit
     direction = "after" if after_id is not None else "before"
     storage = request.app[keys.STORAGE]
-    return web.json_response({
+    return json_response({
         "items": [await message_json(m, storage) for m in items],
         "next_cursor": history_cursor(direction, items[-1].id) if more else None,
     })
@@ -152,7 +158,7 @@ async def send_message(request: web.Request) -> web.Response:
                                  _timeout(request))
     message = await message_json(result.message, storage)
     await request.app[PUBLISHER].message_new(message, result.participants)
-    return web.json_response(message, status=201 if result.created else 200)
+    return json_response(message, status=201 if result.created else 200)
 
 
 @routes.post("/messaging/conversations/{id}/read")
@@ -165,7 +171,7 @@ async def mark_read(request: web.Request) -> web.Response:
     await request.app[PUBLISHER].conversation_read(conversation.id, principal.user_id,
                                                    conversation.last_read_id_for(principal),
                                                    (conversation.customer_id, conversation.artist_id))
-    return web.json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
+    return json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
 
 
 async def _set_status(request: web.Request, status: str) -> web.Response:
@@ -174,7 +180,7 @@ async def _set_status(request: web.Request, status: str) -> web.Response:
     conversation = await conversations.set_status(
         request.app[keys.DB_POOL], request.app[CACHE], principal, conversation_id, status, _timeout(request)
     )
-    return web.json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
+    return json_response(await conversation_json(conversation, principal, request.app[keys.STORAGE]))
 
 
 @routes.post("/messaging/conversations/{id}/archive")
@@ -190,7 +196,7 @@ async def unarchive(request: web.Request) -> web.Response:
 @routes.get("/messaging/unread-count")
 async def unread_count(request: web.Request) -> web.Response:
     total = await conversations.unread_count(request.app[keys.DB_POOL], principal_of(request), _timeout(request))
-    return web.json_response({"unread_count": total})
+    return json_response({"unread_count": total})
 
 
 @routes.post("/messaging/uploads")
@@ -200,4 +206,4 @@ async def create_upload(request: web.Request) -> web.Response:
     upload = await uploads.presign(request.app[keys.STORAGE], principal_of(request),
                                    content_type=body.content_type, size=body.size,
                                    ttl=settings.upload_url_ttl_seconds)
-    return web.json_response(upload_json(upload), status=201)
+    return json_response(upload_json(upload), status=201)
