@@ -17,6 +17,7 @@ from sut.admission import Admission
 from sut.cache import ConversationCache
 from sut.db.pool import create_pool
 from sut.fanout import RedisManager
+from sut.groupcommit import GroupCommit
 from sut.handlers import http, ops, realtime
 from sut.handlers.publish import PUBLISHER, Publisher
 from sut.loop_lag import monitor_lag
@@ -40,7 +41,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(http.routes)
     _attach_socketio(app, settings)
-    app.cleanup_ctx.extend([_postgres, _redis, _storage, _background])
+    app.cleanup_ctx.extend([_postgres, _group_commit, _redis, _storage, _background])
     metrics.preinit(route_templates(app))
     metrics.BUILD_INFO.labels(__version__, settings.build_commit).set(1)
     return app
@@ -88,6 +89,19 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     app[keys.DB_POOL] = pool
     yield
     await pool.close()
+
+
+async def _group_commit(app: web.Application) -> AsyncIterator[None]:
+    """Batches the sends on the pool (closed first: queued and running batches finish before the pool closes)."""
+    settings = app[keys.SETTINGS]
+    batcher = None
+    if settings.group_commit:
+        batcher = GroupCommit(app[keys.DB_POOL], max_batch=settings.group_commit_max_batch,
+                              max_inflight=min(settings.group_commit_max_inflight, settings.db_pool_max))
+    app[keys.GROUP_COMMIT] = batcher
+    yield
+    if batcher is not None:
+        await batcher.close()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10
 EVENT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests served", ["method", "route", "status"])
 HTTP_DURATION = Histogram(
@@ -28,6 +29,10 @@ SIO_EVENT_DURATION = Histogram(
 DB_QUERY = Histogram("db_query_duration_seconds", "Database query latency", ["query"], buckets=DB_BUCKETS)
 DB_POOL = Gauge("db_pool_connections", "Database pool connections", ["state"])
 DB_POOL_ACQUIRE = Histogram("db_pool_acquire_seconds", "Time waiting for a pool connection", buckets=DB_BUCKETS)
+SEND_BATCH_SIZE = Histogram("send_batch_size", "Sends stored per group-commit statement (one per flush)",
+                            buckets=BATCH_BUCKETS)
+SEND_BATCH_FALLBACKS = Counter("send_batch_fallbacks_total",
+                               "Group-commit batches whose statement failed and whose sends were retried one by one")
 REDIS_ERRORS = Counter("redis_errors_total", "Redis operations that failed", ["operation"])
 S3_REQUESTS = Counter("s3_requests_total", "S3 requests", ["operation", "status"])
 EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer", buckets=LAG_BUCKETS)
@@ -47,7 +52,7 @@ DB_QUERIES = (
     "conversation_lock", "conversation_create",
     "conversation_mark_read", "conversation_set_status", "inbox", "unread_count", "message_history",
     "message_by_client_id", "message_insert", "message_exists", "user_upsert", "retention_delete", "health",
-    "sync_snapshot", "sync_late", "sync_page",
+    "sync_snapshot", "sync_late", "sync_page", "message_insert_batch",
 )
 SHED_TRANSPORTS = ("http", "socketio", "connect")
 HTTP_STATUSES_PREINIT = ("200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "500", "503")

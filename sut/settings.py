@@ -60,6 +60,9 @@ class Settings:
     max_in_flight: int = 128
     max_connections: int = 20_000
     event_loop: str = "uvloop"
+    group_commit: bool = True
+    group_commit_max_batch: int = 64
+    group_commit_max_inflight: int = 2
 
     def __repr__(self) -> str:
         parts = []
@@ -125,9 +128,15 @@ class Settings:
             max_in_flight=_int(env, "MAX_IN_FLIGHT", d.max_in_flight, 0),
             max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, 0),
             event_loop=_choice(env, "EVENT_LOOP", d.event_loop.upper(), {"UVLOOP", "ASYNCIO"}).lower(),
+            group_commit=_bool(env, "GROUP_COMMIT", d.group_commit),
+            group_commit_max_batch=_int(env, "GROUP_COMMIT_MAX_BATCH", d.group_commit_max_batch, 1, 1000),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        # unset, it follows a pool smaller than its default; set, it must fit in the pool
+        inflight = _int(env, "GROUP_COMMIT_MAX_INFLIGHT", min(d.group_commit_max_inflight, settings.db_pool_max),
+                        1, settings.db_pool_max)
+        settings = dataclasses.replace(settings, group_commit_max_inflight=inflight)
         return settings
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,6 +74,82 @@ async def send(
     if row is None:
         return None
     return Stored(message_from_row(row), row["c_customer_id"], row["c_artist_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One send's arguments, as `send` takes them."""
+
+    conversation_id: int
+    sender: Role
+    sender_id: int
+    kind: str
+    body: str | None
+    image_key: str | None
+    booking_id: int | None
+    client_message_id: str
+
+
+_SEND_BATCH_SQL = f"""WITH r AS (
+              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bool[], $4::text[], $5::text[], $6::text[],
+                                   $7::bigint[], $8::text[])
+                WITH ORDINALITY AS r(conversation_id, sender_id, from_customer, kind, body, image_key, booking_id,
+                                     client_message_id, ord)),
+            c AS MATERIALIZED (
+              SELECT id, customer_id, artist_id FROM conversations WHERE id = ANY($1::bigint[])
+              ORDER BY id FOR UPDATE),
+            m AS (
+              INSERT INTO messages (conversation_id, sender_id, kind, body, image_key, booking_id,
+                                    client_message_id, created_at)
+              SELECT c.id, r.sender_id, r.kind, r.body, r.image_key, r.booking_id, r.client_message_id,
+                     clock_timestamp()
+              FROM r JOIN c ON c.id = r.conversation_id
+              WHERE r.sender_id = CASE WHEN r.from_customer THEN c.customer_id ELSE c.artist_id END
+              ORDER BY r.ord
+              ON CONFLICT (sender_id, client_message_id) DO NOTHING
+              RETURNING {_COLUMNS}),
+            counted AS (
+              SELECT m.conversation_id, max(m.created_at) AS last_at,
+                     count(*) FILTER (WHERE m.sender_id = c.customer_id) AS from_customer,
+                     count(*) FILTER (WHERE m.sender_id = c.artist_id) AS from_artist
+              FROM m JOIN c ON c.id = m.conversation_id GROUP BY m.conversation_id),
+            touched AS (
+              UPDATE conversations v SET last_message_at = GREATEST(v.last_message_at, n.last_at),
+                     updated_at = now(), unread_count_artist = v.unread_count_artist + n.from_customer,
+                     unread_count_customer = v.unread_count_customer + n.from_artist,
+                     status = 'active', archived_at = NULL
+              FROM counted n WHERE v.id = n.conversation_id)
+            SELECT r.ord, m.*, c.customer_id AS c_customer_id, c.artist_id AS c_artist_id
+            FROM m JOIN r ON r.sender_id = m.sender_id AND r.client_message_id = m.client_message_id
+            JOIN c ON c.id = m.conversation_id"""
+
+
+def send_batch_sql() -> str:
+    """Many sends as one statement, one element per send in arrival order: $1 conversation ids, $2 sender ids,
+    $3 whether each sender writes as the customer, $4 kinds, $5 bodies, $6 image keys, $7 booking ids,
+    $8 client_message_ids. It does what `send_sql` does for each, in one transaction: the conversation rows are
+    locked first, in id order (two batches never deadlock on them; the transaction id comes before any message
+    id, as sut.db.sync needs), then the messages are inserted in arrival order (ids and created_at follow it),
+    then each touched conversation is updated once with the sum of what `send_sql` adds per message."""
+    return _SEND_BATCH_SQL
+
+
+async def send_batch(conn: asyncpg.Connection, requests: Sequence[NewMessage]) -> list[Stored | None]:
+    """`send` for each request, in one statement and one transaction; for each, what `send` returns. The
+    requests must not repeat a (sender_id, client_message_id): rows are matched back to their request by it,
+    and the second of two such sends must find the first committed to be answered as a replay or a conflict."""
+    if len({(r.sender_id, r.client_message_id) for r in requests}) < len(requests):
+        raise ValueError("a batch must not repeat a (sender_id, client_message_id)")
+    rows = await fetch(
+        conn, "message_insert_batch", _SEND_BATCH_SQL, [r.conversation_id for r in requests],
+        [r.sender_id for r in requests], [r.sender is Role.CUSTOMER for r in requests], [r.kind for r in requests],
+        [r.body for r in requests], [r.image_key for r in requests], [r.booking_id for r in requests],
+        [r.client_message_id for r in requests],
+    )
+    stored: list[Stored | None] = [None] * len(requests)
+    for row in rows:
+        stored[row["ord"] - 1] = Stored(message_from_row(row), row["c_customer_id"], row["c_artist_id"])
+    return stored
 
 
 async def in_conversation(conn: asyncpg.Connection, *, conversation_id: int, message_id: int) -> bool:

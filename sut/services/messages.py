@@ -6,14 +6,14 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from sut import metrics
+from sut import groupcommit, metrics
 from sut.cache import ConversationCache
 from sut.db import conversations as conv_db
 from sut.db import messages as msg_db
 from sut.db import sync as sync_db
 from sut.db.pool import acquire
 from sut.db.sync import SyncCursor
-from sut.domain import Conflict, DomainError, Invalid, Message, NotFound, Principal, Unavailable
+from sut.domain import Conflict, ConversationRef, DomainError, Invalid, Message, NotFound, Principal, Unavailable
 from sut.services.conversations import ref_for_participant
 from sut.storage import Storage, StorageError
 
@@ -74,6 +74,23 @@ async def _send(
             return replay
         # checked before the transaction: no S3 round trip while the conversation row is locked
         await _check_image(storage, principal, req.image_key)
+    batcher = groupcommit.for_pool(pool)
+    if batcher is None:
+        return await _send_alone(pool, principal, req, timeout)
+    stored = await batcher.send(
+        conversation_id=req.conversation_id, sender=principal.role, sender_id=principal.user_id,
+        kind=req.kind, body=req.body, image_key=req.image_key, booking_id=req.booking_id,
+        client_message_id=req.client_message_id, timeout=timeout,
+    )
+    if stored is not None:
+        return _created(stored)
+    async with acquire(pool, timeout) as conn:
+        ref, earlier = await _not_stored(conn, principal, req)
+    return _replayed(req, ref, earlier)
+
+
+async def _send_alone(pool: asyncpg.Pool, principal: Principal, req: SendRequest, timeout: float) -> SendResult:
+    """Without group commit: the send and, when nothing was stored, the reason, on one connection."""
     async with acquire(pool, timeout) as conn:
         stored = await msg_db.send(
             conn, conversation_id=req.conversation_id, sender=principal.role, sender_id=principal.user_id,
@@ -81,13 +98,27 @@ async def _send(
             client_message_id=req.client_message_id,
         )
         if stored is not None:
-            return SendResult(stored.message, created=True, participants=(stored.customer_id, stored.artist_id))
-        # nothing stored (rare): say why. The key, once it exists, never changes conversation.
-        ref = await conv_db.get_ref(conn, conversation_id=req.conversation_id)
-        if not ref.is_participant(principal):
-            raise NotFound("conversation not found")
-        earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id,
-                                            client_message_id=req.client_message_id)
+            return _created(stored)
+        ref, earlier = await _not_stored(conn, principal, req)
+    return _replayed(req, ref, earlier)
+
+
+def _created(stored: msg_db.Stored) -> SendResult:
+    return SendResult(stored.message, created=True, participants=(stored.customer_id, stored.artist_id))
+
+
+async def _not_stored(
+    conn: asyncpg.Connection, principal: Principal, req: SendRequest
+) -> tuple[ConversationRef, Message | None]:
+    """Nothing stored (rare): say why. The key, once it exists, never changes conversation."""
+    ref = await conv_db.get_ref(conn, conversation_id=req.conversation_id)
+    if not ref.is_participant(principal):
+        raise NotFound("conversation not found")
+    earlier = await msg_db.by_client_id(conn, sender_id=principal.user_id, client_message_id=req.client_message_id)
+    return ref, earlier
+
+
+def _replayed(req: SendRequest, ref: ConversationRef, earlier: Message | None) -> SendResult:
     if earlier is None or earlier.conversation_id != req.conversation_id:
         raise Conflict("client_message_id was already used by this sender in another conversation")
     return SendResult(earlier, created=False, participants=(ref.customer_id, ref.artist_id))

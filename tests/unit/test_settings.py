@@ -57,12 +57,30 @@ def test_the_connect_bucket_is_read_and_on_by_default() -> None:
     ({"CONNECT_RATE_PER_SECOND": "inf"}, "CONNECT_RATE_PER_SECOND"),
     ({"CONNECT_BURST": "ten"}, "CONNECT_BURST"),
     ({"CONNECT_BURST": "-1"}, "CONNECT_BURST"),
+    ({"GROUP_COMMIT": "maybe"}, "GROUP_COMMIT"),
+    ({"GROUP_COMMIT_MAX_BATCH": "0"}, "GROUP_COMMIT_MAX_BATCH"),
+    ({"GROUP_COMMIT_MAX_BATCH": "1001"}, "GROUP_COMMIT_MAX_BATCH"),
+    ({"GROUP_COMMIT_MAX_INFLIGHT": "0"}, "GROUP_COMMIT_MAX_INFLIGHT"),
+    ({"GROUP_COMMIT_MAX_INFLIGHT": "21"}, "GROUP_COMMIT_MAX_INFLIGHT"),
+    ({"DB_POOL_MAX": "3", "GROUP_COMMIT_MAX_INFLIGHT": "4"}, "GROUP_COMMIT_MAX_INFLIGHT"),
 ])
 def test_a_malformed_value_is_refused_naming_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as error:
         from_env(**env)
     message = str(error.value)
     assert variable in message and "\n" not in message
+
+
+def test_group_commit_is_on_by_default_and_its_limits_are_read() -> None:
+    defaults = from_env()
+    assert (defaults.group_commit, defaults.group_commit_max_batch, defaults.group_commit_max_inflight) == (True, 64, 2)
+    settings = from_env(GROUP_COMMIT="false", GROUP_COMMIT_MAX_BATCH="1000", GROUP_COMMIT_MAX_INFLIGHT="20")
+    assert (settings.group_commit, settings.group_commit_max_batch, settings.group_commit_max_inflight) == \
+        (False, 1000, 20)
+
+
+def test_group_commit_in_flight_follows_a_pool_smaller_than_its_default() -> None:
+    assert from_env(DB_POOL_MIN="1", DB_POOL_MAX="1").group_commit_max_inflight == 1
 
 
 def test_db_pool_max_is_named_too_when_min_exceeds_it() -> None:
