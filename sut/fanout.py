@@ -12,6 +12,11 @@ While the fan-out is down, an emit still reaches the sockets on the sending inst
 hands every emit to this instance first), but not those on the others. So once the listener is
 subscribed again after a failure, it tells this instance's sockets `server:resync`: a `sync` from
 their cursor fetches what they missed, instead of at their next reconnect.
+
+Publishes are batched: the emits made while a publish is on its way (group commit acks a whole batch of sends in one
+loop iteration) go to Redis together as one `{"method": "batch", "messages": [...]}`, in order, one publish at a time;
+a lone emit goes alone, in python-socketio's own format. Every instance must run this manager: the stock one ignores
+batches (docs/realtime.md).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sut import metrics
 
 RESYNC = "server:resync"
 MAX_RETRY_SLEEP = 5.0
+BATCH = "batch"
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
@@ -33,6 +39,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": timeout})
         self._timeout = timeout
         self._closing: set[asyncio.Task[None]] = set()
+        self._outbox: list[Any] = []
+        self._outbox_sent: asyncio.Future[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
 
     def _redis_connect(self) -> None:
         if self.redis is None:
@@ -46,13 +55,48 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         self.connected = True
 
-    async def _publish(self, data: Any) -> Any:
+    async def _publish(self, data: Any) -> None:
+        """Queue `data` for the next publish; return once it has gone (or failed: the stock manager logs and drops)."""
+        loop = asyncio.get_running_loop()
+        self._outbox.append(data)
+        if self._outbox_sent is None:
+            self._outbox_sent = loop.create_future()
+        sent = self._outbox_sent
+        if self._publisher is None or self._publisher.done():
+            self._publisher = loop.create_task(self._drain_outbox())   # starts next iteration: this one's emits join
+        await asyncio.shield(sent)   # a cancelled emitter must not cancel the publish of the others
+
+    async def _drain_outbox(self) -> None:
+        while self._outbox:
+            batch, sent = self._outbox, self._outbox_sent
+            self._outbox, self._outbox_sent = [], None
+            try:
+                message = batch[0] if len(batch) == 1 else {"method": BATCH, "host_id": self.host_id, "messages": batch}
+                await self._publish_now(message)
+            finally:
+                if sent is not None and not sent.done():
+                    sent.set_result(None)
+
+    async def _publish_now(self, message: Any) -> None:
+        metrics.FANOUT_BATCH.observe(len(message["messages"]) if message.get("method") == BATCH else 1)
         try:
-            return await asyncio.wait_for(super()._publish(data), self._timeout)
+            await asyncio.wait_for(super()._publish(message), self._timeout)
         except TimeoutError:
             metrics.REDIS_ERRORS.labels("publish").inc()
             self._get_logger().warning("socket.io publish timed out; receivers catch up with sync")
-            return None
+
+    async def _listen(self) -> Any:
+        """The stock listener's messages, a batch's one by one (decoded here: the stock loop takes dicts as is)."""
+        async for raw in super()._listen():
+            try:
+                data = self.json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(data, dict) and data.get("method") == BATCH and isinstance(data.get("messages"), list):
+                for message in data["messages"]:
+                    yield message
+            else:
+                yield data
 
     async def _redis_listen_with_retries(self) -> Any:
         retry_sleep = 1.0
@@ -87,6 +131,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         await self.emit(RESYNC, {"reason": "fanout_restored"}, namespace="/", ignore_queue=True)
 
     async def close(self) -> None:
+        if self._publisher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._publisher, self._timeout)
         listener = getattr(self, "thread", None)  # started with the first client connection
         if listener is not None:
             listener.cancel()

@@ -33,6 +33,8 @@ SEND_BATCH_SIZE = Histogram("send_batch_size", "Sends stored per group-commit st
                             buckets=BATCH_BUCKETS)
 SEND_BATCH_FALLBACKS = Counter("send_batch_fallbacks_total",
                                "Group-commit batches whose statement failed and whose sends were retried one by one")
+FANOUT_BATCH = Histogram("socketio_publish_batch_size", "socket.io emits per Redis publish of the fan-out",
+                         buckets=BATCH_BUCKETS)
 REDIS_ERRORS = Counter("redis_errors_total", "Redis operations that failed", ["operation"])
 S3_REQUESTS = Counter("s3_requests_total", "S3 requests", ["operation", "status"])
 EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer", buckets=LAG_BUCKETS)

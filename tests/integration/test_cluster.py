@@ -97,6 +97,48 @@ async def test_two_hundred_messages_cross_instances_in_order_each_once(
     assert [m["id"] for m in acked] == sorted(m["id"] for m in acked)
 
 
+def publish_batches(url: str) -> tuple[float, float]:
+    """(publishes, emits) of the instance's fan-out, from socketio_publish_batch_size on /metrics."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    family = next(f for f in text_string_to_metric_families(text) if f.name == "socketio_publish_batch_size")
+    values = {s.name: s.value for s in family.samples if not s.name.endswith("_bucket")}
+    return values["socketio_publish_batch_size_count"], values["socketio_publish_batch_size_sum"]
+
+
+async def test_sends_acked_together_reach_the_other_instance_in_batched_publishes_each_once_in_order(
+        cluster: list[ServiceProcess], clients: list[ChatClient]) -> None:
+    """Group commit acks a burst of sends in one loop iteration; their message:new emits leave in fewer publishes
+    than emits, and every receiver on the other instance still gets each message once, in its conversation's order."""
+    a, b = cluster
+    pairs = [new_pair() for _ in range(12)]
+    conversations = [await open_conversation(a.url, pair) for pair in pairs]
+    customers = [await connected(a.url, pair.customer, "customer", clients) for pair in pairs]
+    artists = [await connected(b.url, pair.artist, "artist", clients) for pair in pairs]
+    publishes0, emits0 = publish_batches(a.url)
+    acked: list[list[dict]] = [[] for _ in pairs]
+
+    async def send(k: int, i: int) -> None:
+        ack = await customers[k].call("message:send", {"conversation_id": conversations[k],
+                                                       "client_message_id": f"burst-{i}", "body": f"burst {i}"})
+        assert ack["ok"], ack
+        acked[k].append(ack["message"])
+
+    for i in range(15):   # bursts: every customer sends at once, then waits for its ack
+        await asyncio.gather(*(send(k, i) for k in range(len(pairs))))
+    await eventually(lambda: all(len(artist.live) >= 15 for artist in artists))
+    await asyncio.sleep(0.2)  # anything extra would arrive now
+    for artist, sent in zip(artists, acked, strict=True):
+        assert artist.live == sent   # each once, in order, the stored message itself
+    publishes, emits = publish_batches(a.url)
+    assert emits - emits0 >= 12 * 15
+    assert publishes - publishes0 < emits - emits0, "no two emits ever shared a publish"
+
+
 async def keep_sending(chat: ChatClient, cid: int, prefix: str, count: int, acked: dict[str, int],
                        deadline: float) -> None:
     """Send `count` messages, retrying each with the same client_message_id until it is acked."""
