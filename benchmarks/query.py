@@ -3,10 +3,11 @@
 The database (100k conversations, 2M messages; `python -m sut seed`) is built once and kept as
 `chatload_bench_seed` (about 40 s to build; `--reseed` builds it again). One service process (uvloop, no rate limit)
 serves it; a bare aiohttp endpoint (benchmarks/bare.py) answers a real inbox page's JSON. wrk, one thread and the
-same connections for all three, finds each one's maximum requests/s; then an open-loop client offers half of the
-service's maximum for each endpoint and takes the latency from the scheduled start (p99 target <= 10 ms).
+same connections for all three, finds each one's maximum requests/s (two interleaved rounds, their mean); then an
+open-loop client offers half of the service's maximum for each endpoint, after a second of warm-up, and takes the
+latency from the scheduled start (p99 target <= 10 ms).
 
-    python -m benchmarks.query [--seconds 8] [--connections 32] [--reseed]
+    python -m benchmarks.query [--seconds 8] [--connections 32] [--reseed] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ import asyncpg
 
 from benchmarks import openloop
 from benchmarks.pairs import ADMIN_URL, free_port, pct, start_service, token
+from benchmarks.profile import start_profile, top_entries
 from sut.db import migrations
 from sut.domain import Role
 
@@ -127,7 +130,8 @@ def wrk(base: str, requests: list[tuple[str, dict[str, str]]], seconds: float, c
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(_lua(requests))
         script.flush()
-        command = ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", script.name, base]
+        command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", script.name,
+                   base]
         out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     latency = {f"p{m.group(1)}_ms": round(float(m.group(2)) * _UNITS[m.group(3)], 2)
                for m in re.finditer(r"^\s+(50|90|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
@@ -136,6 +140,14 @@ def wrk(base: str, requests: list[tuple[str, dict[str, str]]], seconds: float, c
     return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
             "non_2xx": int(bad.group(1)) if bad else 0,
             "socket_errors": sum(map(int, errors.groups())) if errors else 0, **latency}
+
+
+def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """requests/s: the mean of the rounds (each round's kept); latency percentiles: the worst round's."""
+    return {"requests_per_s": round(statistics.fmean(r["requests_per_s"] for r in runs), 1),
+            "rounds_requests_per_s": [r["requests_per_s"] for r in runs],
+            "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
+            **{k: max(r[k] for r in runs) for k in ("p50_ms", "p90_ms", "p99_ms") if all(k in r for r in runs)}}
 
 
 def _start_bare(port: int, payload: Path, log: Any) -> subprocess.Popen[bytes]:
@@ -157,7 +169,7 @@ def _body(base: str, request: tuple[str, dict[str, str]]) -> bytes:
         return body
 
 
-async def main(seconds: float, connections: int, reseed: bool) -> dict[str, Any]:
+async def main(seconds: float, connections: int, reseed: bool, profile: Path | None = None) -> dict[str, Any]:
     url = await ensure_seeded(reseed)
     reqs = await targets(url)
     port, bare_port = free_port(), free_port()
@@ -172,9 +184,16 @@ async def main(seconds: float, connections: int, reseed: bool) -> dict[str, Any]
             bare = _start_bare(bare_port, payload, log)
             for kind in ("inbox", "history"):  # warm the caches and the plans
                 await openloop.http_get(base, reqs[kind], 200, 1)
-            peak = {"inbox": wrk(base, reqs["inbox"], seconds, connections),
-                    "history": wrk(base, reqs["history"], seconds, connections),
-                    "bare": wrk(bare_base, [("/", {})], seconds, connections)}
+            rounds: dict[str, list[dict[str, Any]]] = {"inbox": [], "history": [], "bare": []}
+            for round_ in range(2):   # interleaved, so a drift of the machine weighs on all three alike
+                for kind in ("inbox", "history"):
+                    spy = start_profile(service.pid, seconds / 2 - 1, profile, kind) if profile and not round_ \
+                        else None
+                    rounds[kind].append(wrk(base, reqs[kind], seconds / 2, connections))
+                    if spy is not None:
+                        spy.wait(30)
+                rounds["bare"].append(wrk(bare_base, [("/", {})], seconds / 2, connections))
+            peak = {kind: _mean_of(runs) for kind, runs in rounds.items()}
             half = {}
             for kind in ("inbox", "history"):
                 result = await openloop.http_get(base, reqs[kind], peak[kind]["requests_per_s"] / 2, seconds)
@@ -186,10 +205,12 @@ async def main(seconds: float, connections: int, reseed: bool) -> dict[str, Any]
                 bare.terminate()
                 bare.wait(timeout=30)
     floor = peak["bare"]["requests_per_s"]
+    profiles = {kind: top_entries(profile / f"{kind}.raw") for kind in ("inbox", "history")
+                if profile and (profile / f"{kind}.raw").exists()}
     return {"seeded": PLAN, "connections": connections, "seconds": seconds, "max": peak, "half_max_open_loop": half,
             "inbox_over_bare": round(peak["inbox"]["requests_per_s"] / floor, 3),
             "history_over_bare": round(peak["history"]["requests_per_s"] / floor, 3),
-            "inbox_payload_bytes": payload_bytes}
+            "inbox_payload_bytes": payload_bytes, **({"profile": profiles} if profiles else {})}
 
 
 if __name__ == "__main__":
@@ -197,5 +218,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--reseed", action="store_true", help="build the seeded database again")
+    parser.add_argument("--profile", type=Path, default=None, help="profile the service with py-spy into this folder")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.seconds, args.connections, args.reseed)), indent=2))
+    print(json.dumps(asyncio.run(main(args.seconds, args.connections, args.reseed, args.profile)), indent=2))

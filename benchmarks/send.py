@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -43,6 +40,7 @@ from benchmarks.pairs import (
     start_service,
     token,
 )
+from benchmarks.profile import start_profile, top_entries
 from benchmarks.rawsio import RawClient
 from sut.domain import Role
 
@@ -131,35 +129,6 @@ async def delivery_open_loop(base: str, pairs: list[tuple[int, int, int]], rate:
             "delivered": len(deliveries), "late_starts": result.late_starts, "delivery_ms": _ms(deliveries)}
 
 
-def top_entries(raw: Path, count: int = 15) -> list[dict[str, Any]]:
-    """py-spy's raw (collapsed) stacks -> the functions with the most samples, self and inclusive."""
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        if not stack or not n.isdigit():
-            continue
-        frames = stack.split(";")
-        total += int(n)
-        own[frames[-1]] += int(n)
-        for frame in set(frames):
-            inclusive[frame] += int(n)
-    return [{"function": f, "self_percent": round(100 * n / total, 1),
-             "inclusive_percent": round(100 * inclusive[f] / total, 1)} for f, n in own.most_common(count)]
-
-
-def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
-    out.mkdir(parents=True, exist_ok=True)
-    spy = Path(sys.executable).with_name("py-spy")
-    if not spy.exists():
-        print("py-spy is not installed in the venv: no profile", file=sys.stderr)
-        return None
-    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "100", "--nonblocking",
-                             "--format", "raw", "-o", str(out / "send.raw")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[str, Any]:
     name, url = await prepare_database()
     port = free_port()
@@ -172,7 +141,7 @@ async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[s
                     pairs = [(10_000 + i, 20_000 + i, await open_pair(http, base, 10_000 + i, 20_000 + i))
                              for i in range(pairs_count)]
                 databases = [await run_pgbench(url, pairs_count, seconds / 2)]   # and again at the end
-                spy = start_profile(proc.pid, seconds - 1, profile) if profile else None
+                spy = start_profile(proc.pid, seconds - 1, profile, "send") if profile else None
                 closed = await closed_loop(base, pairs, seconds, proc.pid)
                 if spy is not None:
                     await asyncio.to_thread(spy.wait, 30)

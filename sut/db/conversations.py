@@ -6,9 +6,8 @@ from datetime import datetime
 
 import asyncpg
 
-from sut.db.messages import message_from_row
 from sut.db.pool import execute, fetch, fetchrow, fetchval
-from sut.domain import Conversation, ConversationRef, NotFound, Role
+from sut.domain import Conversation, ConversationRef, Message, NotFound, Role
 
 _COLUMNS = """c.id, c.customer_id, c.artist_id, c.booking_id, c.status, c.last_message_at,
     c.unread_count_customer, c.unread_count_artist, c.last_read_id_customer, c.last_read_id_artist,
@@ -21,17 +20,14 @@ _LAST_MESSAGE = """LEFT JOIN LATERAL (
     FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1) lm ON true"""
 
 
+_WIDTH = len(Conversation._fields) - 1   # the columns of _COLUMNS, in Conversation's order; then lm.*, in Message's
+
+
 def _from_row(row: asyncpg.Record) -> Conversation:
-    last = None
-    if "m_id" in row and row["m_id"] is not None:
-        last = message_from_row(row, prefix="m_")
-    return Conversation(
-        id=row["id"], customer_id=row["customer_id"], artist_id=row["artist_id"],
-        booking_id=row["booking_id"], status=row["status"], last_message_at=row["last_message_at"],
-        unread_count_customer=row["unread_count_customer"], unread_count_artist=row["unread_count_artist"],
-        last_read_id_customer=row["last_read_id_customer"], last_read_id_artist=row["last_read_id_artist"],
-        created_at=row["created_at"], archived_at=row["archived_at"], last_message=last,
-    )
+    values = tuple(row)
+    if len(values) > _WIDTH and values[_WIDTH] is not None:
+        return Conversation._make((*values[:_WIDTH], Message._make(values[_WIDTH:])))
+    return Conversation._make((*values[:_WIDTH], None))
 
 
 async def get(conn: asyncpg.Connection, *, conversation_id: int) -> Conversation:

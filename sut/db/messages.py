@@ -14,13 +14,15 @@ from sut.domain import Message, Role
 _COLUMNS = "id, conversation_id, sender_id, kind, body, image_key, booking_id, client_message_id, created_at"
 
 
+_FIELDS = Message._fields
+_KEYS: dict[str, tuple[str, ...]] = {}
+
+
 def message_from_row(row: asyncpg.Record, prefix: str = "") -> Message:
-    return Message(
-        id=row[f"{prefix}id"], conversation_id=row[f"{prefix}conversation_id"],
-        sender_id=row[f"{prefix}sender_id"], kind=row[f"{prefix}kind"], body=row[f"{prefix}body"],
-        image_key=row[f"{prefix}image_key"], booking_id=row[f"{prefix}booking_id"],
-        client_message_id=row[f"{prefix}client_message_id"], created_at=row[f"{prefix}created_at"],
-    )
+    keys = _KEYS.get(prefix)
+    if keys is None:
+        keys = _KEYS[prefix] = tuple(prefix + name for name in _FIELDS)
+    return Message._make([row[k] for k in keys])
 
 
 async def by_client_id(conn: asyncpg.Connection, *, sender_id: int, client_message_id: str) -> Message | None:

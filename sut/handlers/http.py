@@ -16,9 +16,11 @@ from sut.handlers.errors import ApiError, describe_validation
 from sut.handlers.publish import PUBLISHER
 from sut.handlers.views import (
     conversation_json,
+    conversations_json,
     history_cursor,
     inbox_cursor,
     message_json,
+    messages_json,
     parse_history_cursor,
     parse_inbox_cursor,
     upload_json,
@@ -97,7 +99,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     items, more = page[: q.limit], len(page) > q.limit
     storage = request.app[keys.STORAGE]
     return json_response({
-        "items": [await conversation_json(c, principal, storage) for c in items],
+        "items": await conversations_json(items, principal, storage),
         "next_cursor": inbox_cursor(items[-1]) if more else None,
     })
 
@@ -138,7 +140,7 @@ async def list_messages(request: web.Request) -> web.Response:
     direction = "after" if after_id is not None else "before"
     storage = request.app[keys.STORAGE]
     return json_response({
-        "items": [await message_json(m, storage) for m in items],
+        "items": await messages_json(items, storage),
         "next_cursor": history_cursor(direction, items[-1].id) if more else None,
     })
 

@@ -15,12 +15,18 @@ from sut.storage import Storage, StorageError
 IMAGE_URL_TTL = 3600
 
 
-async def message_json(m: Message, storage: Storage | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def message_dict(m: Message) -> dict[str, Any]:
+    """The message without image_url (a text message's whole JSON). Datetimes stay datetimes: sut/jsonfast.py
+    writes them as isoformat() does, in C; every answer and event is serialised there."""
+    return {
         "id": m.id, "conversation_id": m.conversation_id, "sender_id": m.sender_id, "kind": m.kind,
         "body": m.body, "image_key": m.image_key, "booking_id": m.booking_id,
-        "client_message_id": m.client_message_id, "created_at": m.created_at.isoformat(),
+        "client_message_id": m.client_message_id, "created_at": m.created_at,
     }
+
+
+async def message_json(m: Message, storage: Storage | None = None) -> dict[str, Any]:
+    out = message_dict(m)
     if m.image_key is not None and storage is not None:
         try:
             out["image_url"] = await storage.presign_get(m.image_key, ttl=IMAGE_URL_TTL)
@@ -29,19 +35,36 @@ async def message_json(m: Message, storage: Storage | None = None) -> dict[str, 
     return out
 
 
-async def conversation_json(c: Conversation, principal: Principal, storage: Storage | None = None) -> dict[str, Any]:
+async def messages_json(items: list[Message], storage: Storage | None) -> list[dict[str, Any]]:
+    """A page of messages; only image messages wait for their presigned URL (no coroutine per text message)."""
+    return [message_dict(m) if m.image_key is None else await message_json(m, storage) for m in items]
+
+
+def _conversation_dict(c: Conversation, principal: Principal, last: dict[str, Any] | None) -> dict[str, Any]:
     mine = c.unread_count_customer if principal.role is Role.CUSTOMER else c.unread_count_artist
     return {
         "id": c.id, "customer_id": c.customer_id, "artist_id": c.artist_id, "booking_id": c.booking_id,
-        "status": c.status, "last_message_at": c.last_message_at.isoformat(),
-        "created_at": c.created_at.isoformat(),
-        "archived_at": c.archived_at.isoformat() if c.archived_at else None,
+        "status": c.status, "last_message_at": c.last_message_at, "created_at": c.created_at,
+        "archived_at": c.archived_at,
         "unread_count": mine,
         "unread_count_customer": c.unread_count_customer, "unread_count_artist": c.unread_count_artist,
         "last_read_message_id_customer": c.last_read_id_customer,
         "last_read_message_id_artist": c.last_read_id_artist,
-        "last_message": await message_json(c.last_message, storage) if c.last_message else None,
+        "last_message": last,
     }
+
+
+async def conversation_json(c: Conversation, principal: Principal, storage: Storage | None = None) -> dict[str, Any]:
+    last = c.last_message
+    return _conversation_dict(c, principal, None if last is None else await message_json(last, storage))
+
+
+async def conversations_json(items: list[Conversation], principal: Principal,
+                             storage: Storage | None) -> list[dict[str, Any]]:
+    """An inbox page; only conversations whose last message is an image wait for its presigned URL."""
+    return [_conversation_dict(c, principal, message_dict(c.last_message))
+            if c.last_message is not None and c.last_message.image_key is None
+            else await conversation_json(c, principal, storage) for c in items]
 
 
 def upload_json(u: Upload) -> dict[str, Any]:
