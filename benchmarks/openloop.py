@@ -40,6 +40,14 @@ class OpenLoopResult:
                 "p99_median_window_ms": round(statistics.median(per_window), 2) if per_window else float("nan")}
 
 
+def quiet_collector() -> None:
+    """This process imported pandas and matplotlib (the report benchmark): a full collection over that heap stalled
+    the client for ~100 ms, which showed as the service's latency. What exists now is kept out of the collector's
+    reach (the benchmarks call this before each measured loop)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def run(fire: Callable[[int], Awaitable[bool]], rate: float, seconds: float) -> OpenLoopResult:
     """Call `fire(i)` at `rate` per second for `seconds`; it returns whether the request succeeded."""
     result = OpenLoopResult(rate, seconds)
@@ -57,10 +65,7 @@ async def run(fire: Callable[[int], Awaitable[bool]], rate: float, seconds: floa
         else:
             result.errors += 1
 
-    # this process imported pandas and matplotlib (the report benchmark): a full collection over that heap stalled
-    # the client for ~100 ms and showed as the service's p99. What exists now is kept out of the collector's reach.
-    gc.collect()
-    gc.freeze()
+    quiet_collector()
     t0 = time.perf_counter() + 0.05
     for i in range(count):
         slot = t0 + i / rate

@@ -85,6 +85,7 @@ async def closed_loop(base: str, pairs: list[tuple[int, int, int]], seconds: flo
 
     async with aiohttp.ClientSession() as http:
         senders, receivers = await _clients(http, base, pairs, on_new)
+        openloop.quiet_collector()
         cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
         await asyncio.gather(*(sender(c, cid, t0 + seconds) for c, (_, _, cid) in zip(senders, pairs, strict=True)))
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds(server_pid) - cpu0

@@ -1,0 +1,46 @@
+"""make bench's sections run end to end on a small scale (the figures come from `make bench` itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks import query, send
+from benchmarks.pairs import free_port
+
+
+def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_path: Path) -> None:
+    result = asyncio.run(send.main(pairs_count=3, seconds=2, profile=tmp_path))
+    closed, half = result["closed_loop"], result["half_max_open_loop"]
+    assert closed["acked"] > 0 and closed["delivered"] == closed["acked"]
+    assert 0 < closed["service_cpu_us_per_message"] < 1_000_000
+    assert half["sent"] > 0 and half["acked"] == half["sent"] == half["delivered"]
+    assert half["offered_per_s"] == round(closed["messages_per_s"] / 2, 1)
+    assert len(result["pgbench"]["runs_messages_per_s"]) == 2 and result["pgbench"]["messages_per_s"] > 0
+    assert result["socketio_over_pgbench"] == round(closed["messages_per_s"] / result["pgbench"]["messages_per_s"], 3)
+    assert (tmp_path / "send.raw").stat().st_size > 0
+    assert any("sut/" in entry["function"] or "socketio" in entry["function"] for entry in result["profile"]["top"])
+
+
+def test_wrk_loads_the_bare_endpoint_with_the_scripted_requests(tmp_path: Path) -> None:
+    payload = tmp_path / "page.json"
+    payload.write_text('{"items": [1, 2, 3]}')
+    port = free_port()
+    with (tmp_path / "bare.log").open("wb") as log:
+        bare = query._start_bare(port, payload, log)
+        try:
+            result = query.wrk(f"http://127.0.0.1:{port}", [("/a", {"Authorization": "Bearer x"}), ("/b", {})], 1, 4)
+        finally:
+            bare.terminate()
+            bare.wait(timeout=10)
+    assert result["requests_per_s"] > 0 and result["non_2xx"] == 0 and result["socket_errors"] == 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+
+
+def test_python_m_benchmarks_refuses_a_missing_before_file(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--before", str(tmp_path / "none.json")],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 2 and "--before: no such file" in done.stderr
