@@ -10,7 +10,9 @@ from typing import Any
 
 
 def start_profile(pid: int, seconds: float, out: Path, name: str) -> subprocess.Popen[bytes] | None:
-    """py-spy record of `pid` for `seconds` into OUT/NAME.raw (100 samples/s, without pausing the process)."""
+    """py-spy record of `pid` for `seconds` into OUT/NAME.raw (100 samples/s, without pausing the process). Its
+    duration counts from its start, attaching included (up to a second on a loaded machine): give it the whole
+    measured loop and wait for it after."""
     out.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     if not spy.exists():

@@ -187,7 +187,7 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
             rounds: dict[str, list[dict[str, Any]]] = {"inbox": [], "history": [], "bare": []}
             for round_ in range(2):   # interleaved, so a drift of the machine weighs on all three alike
                 for kind in ("inbox", "history"):
-                    spy = start_profile(service.pid, seconds / 2 - 1, profile, kind) if profile and not round_ \
+                    spy = start_profile(service.pid, seconds / 2, profile, kind) if profile and not round_ \
                         else None
                     rounds[kind].append(wrk(base, reqs[kind], seconds / 2, connections))
                     if spy is not None:
@@ -205,8 +205,8 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
                 bare.terminate()
                 bare.wait(timeout=30)
     floor = peak["bare"]["requests_per_s"]
-    profiles = {kind: top_entries(profile / f"{kind}.raw") for kind in ("inbox", "history")
-                if profile and (profile / f"{kind}.raw").exists()}
+    profiles = {kind: top for kind in ("inbox", "history")
+                if profile and (profile / f"{kind}.raw").exists() and (top := top_entries(profile / f"{kind}.raw"))}
     return {"seeded": PLAN, "connections": connections, "seconds": seconds, "max": peak, "half_max_open_loop": half,
             "inbox_over_bare": round(peak["inbox"]["requests_per_s"] / floor, 3),
             "history_over_bare": round(peak["history"]["requests_per_s"] / floor, 3),

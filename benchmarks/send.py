@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -142,7 +143,7 @@ async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[s
                     pairs = [(10_000 + i, 20_000 + i, await open_pair(http, base, 10_000 + i, 20_000 + i))
                              for i in range(pairs_count)]
                 databases = [await run_pgbench(url, pairs_count, seconds / 2)]   # and again at the end
-                spy = start_profile(proc.pid, seconds - 1, profile, "send") if profile else None
+                spy = start_profile(proc.pid, seconds, profile, "send") if profile else None
                 closed = await closed_loop(base, pairs, seconds, proc.pid)
                 if spy is not None:
                     await asyncio.to_thread(spy.wait, 30)
@@ -157,8 +158,13 @@ async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[s
                 "messages_per_s": round(statistics.fmean(d["messages_per_s"] for d in databases), 1)}
     result = {"pairs": pairs_count, "closed_loop": closed, "pgbench": database, "half_max_open_loop": half,
               "socketio_over_pgbench": round(closed["messages_per_s"] / database["messages_per_s"], 3)}
-    if profile and (profile / "send.raw").exists():
-        result["profile"] = {"raw": str(profile / "send.raw"), "top": top_entries(profile / "send.raw")}
+    if profile is not None:
+        raw = profile / "send.raw"
+        top = top_entries(raw) if raw.exists() else []
+        if top:
+            result["profile"] = {"raw": str(raw), "top": top}
+        else:
+            print("py-spy recorded no samples of the service: no profile", file=sys.stderr)
     return result
 
 

@@ -12,7 +12,7 @@ from benchmarks.pairs import free_port
 
 
 def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_path: Path) -> None:
-    result = asyncio.run(send.main(pairs_count=3, seconds=2, profile=tmp_path))
+    result = asyncio.run(send.main(pairs_count=3, seconds=3, profile=tmp_path))
     closed, half = result["closed_loop"], result["half_max_open_loop"]
     assert closed["acked"] > 0 and closed["delivered"] == closed["acked"]
     assert 0 < closed["service_cpu_us_per_message"] < 1_000_000
