@@ -52,7 +52,13 @@ async def generator_cpu(base: str, pairs: int, rate: float, seconds: float) -> d
             sys.executable, "-m", "scenarios", "run", str(scenario), "--target", base, "--jwt-secret", SECRET,
             "--no-seed", "--metrics-port", str(free_port()), "--run-dir-root", str(Path(tmp) / "runs"),
             env={**os.environ, "CHATLOAD_ID_BASE": str(ID_BASE)}, stdout=subprocess.DEVNULL)
-        if await run.wait() not in (0, 2) or not (Path(tmp) / "runs").exists():   # 2: a verdict of FAIL
+        try:
+            await asyncio.wait_for(run.wait(), seconds + 180)
+        except TimeoutError:
+            run.kill()
+            await run.wait()
+            raise SystemExit("the generator scenario did not end in time") from None
+        if run.returncode not in (0, 2) or not (Path(tmp) / "runs").exists():   # 2: a verdict of FAIL
             raise SystemExit(f"the generator scenario did not run (exit {run.returncode})")
         folder = next((Path(tmp) / "runs").iterdir())
         meta = json.loads((folder / "meta.json").read_text())
@@ -74,7 +80,12 @@ async def idle_connections(base: str, service_pid: int, count: int, hold: float)
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.idle_worker", base, str(count), str(ID_BASE + 10_000_000), str(hold),
         stdout=subprocess.PIPE)
-    out, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
+    try:
+        out, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
+    except TimeoutError:
+        worker.kill()
+        await worker.wait()
+        raise SystemExit("the idle-connection worker did not end in time") from None
     if worker.returncode != 0:
         raise SystemExit(f"the idle-connection worker failed (exit {worker.returncode})")
     result: dict[str, Any] = json.loads(out)

@@ -21,6 +21,7 @@ class OpenLoopResult:
     latencies: list[float] = field(default_factory=list)  # seconds, from the scheduled start
     slots: list[float] = field(default_factory=list)  # the scheduled starts (seconds into the run), same order
     errors: int = 0
+    scheduled: int = 0
     late_starts: int = 0  # requests the client itself started more than 5 ms after their slot
 
     def summary(self, pct: Callable[[list[float], float], float], window: float = 2.0) -> dict[str, Any]:
@@ -32,7 +33,8 @@ class OpenLoopResult:
         for slot, latency in zip(self.slots, self.latencies, strict=True):
             windows.setdefault(int(slot // window), []).append(latency)
         per_window = [round(pct(values, .99), 2) for _, values in sorted(windows.items())]
-        return {"offered_per_s": round(self.offered_per_s, 1), "completed": done, "errors": self.errors,
+        return {"offered_per_s": round(self.offered_per_s, 1), "scheduled": self.scheduled, "completed": done,
+                "errors": self.errors,
                 "achieved_per_s": round(done / self.seconds, 1), "late_starts": self.late_starts,
                 "p50_ms": round(pct(self.latencies, .5), 2), "p99_ms": round(pct(self.latencies, .99), 2),
                 "p999_ms": round(pct(self.latencies, .999), 2), "window_seconds": window,
@@ -48,15 +50,17 @@ def quiet_collector() -> None:
     gc.freeze()
 
 
-async def run(fire: Callable[[int], Awaitable[bool]], rate: float, seconds: float) -> OpenLoopResult:
-    """Call `fire(i)` at `rate` per second for `seconds`; it returns whether the request succeeded."""
+async def run(fire: Callable[[int, float], Awaitable[bool]], rate: float, seconds: float) -> OpenLoopResult:
+    """Call `fire(i, slot)` at `rate` per second for `seconds` (slot: its scheduled perf_counter time, which a
+    latency must count from); it returns whether the request succeeded. Requests still running 30 s after the
+    last start count as errors."""
     result = OpenLoopResult(rate, seconds)
     count = max(1, int(rate * seconds))
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(i: int, slot: float) -> None:
         try:
-            ok = await fire(i)
+            ok = await fire(i, slot)
         except Exception:
             ok = False
         if ok:
@@ -78,7 +82,11 @@ async def run(fire: Callable[[int], Awaitable[bool]], rate: float, seconds: floa
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     if tasks:
-        await asyncio.wait(tasks, timeout=30)
+        _, stragglers = await asyncio.wait(tasks, timeout=30)
+        for task in stragglers:
+            task.cancel()
+        result.errors += len(stragglers)
+    result.scheduled = count
     return result
 
 
@@ -89,7 +97,7 @@ async def http_get(base: str, requests: Sequence[tuple[str, dict[str, str]]], ra
     its statements once) made the first 50 ms of a run slow, and those alone set its p99."""
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as http:
-        async def fire(i: int) -> bool:
+        async def fire(i: int, slot: float) -> bool:
             path, headers = requests[i % len(requests)]
             async with http.get(base + path, headers=headers) as resp:
                 await resp.read()

@@ -247,7 +247,8 @@ async def run_pgbench(url: str, clients: int, seconds: float) -> dict[str, Any]:
     for n, value in (("$1", ":cid"), ("$2", ":sender"), ("$3", "'text'"), ("$4", "'bench'"),
                      ("$5", "NULL::text"), ("$6", "NULL::bigint"), ("$7", "('pg-' || :client_id || '-' || :r)")):
         sql = sql.replace(n, value)
-    script = (f"\\set cid random(1, {clients})\n\\set sender 9999 + :cid\n"
+    # each client its own conversation, as each pair of the service's run has
+    script = ("\\set cid :client_id + 1\n\\set sender 9999 + :cid\n"
               "\\set r random(1, 1000000000000)\n" + " ".join(sql.split()) + ";\n")
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
         f.write(script)

@@ -150,9 +150,9 @@ def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
             **{k: max(r[k] for r in runs) for k in ("p50_ms", "p90_ms", "p99_ms") if all(k in r for r in runs)}}
 
 
-def _start_bare(port: int, payload: Path, log: Any) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bare", "--port", str(port), "--payload", str(payload)],
-                            stdout=log, stderr=subprocess.STDOUT)
+def _start_bare(port: int, payload: Path, log: Any, *flags: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bare", "--port", str(port), "--payload", str(payload),
+                             *flags], stdout=log, stderr=subprocess.STDOUT)
     for _ in range(100):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
@@ -172,19 +172,21 @@ def _body(base: str, request: tuple[str, dict[str, str]]) -> bytes:
 async def main(seconds: float, connections: int, reseed: bool, profile: Path | None = None) -> dict[str, Any]:
     url = await ensure_seeded(reseed)
     reqs = await targets(url)
-    port, bare_port = free_port(), free_port()
+    port, bare_port, fast_port = free_port(), free_port(), free_port()
     base, bare_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
+    fast_base = f"http://127.0.0.1:{fast_port}"
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp, tempfile.TemporaryFile() as log:
         service = start_service(url, port, log, "uvloop")
-        bare = None
+        bare = fast = None
         try:
             payload = Path(tmp) / "inbox.json"
             payload.write_bytes(_body(base, reqs["inbox"][0]))
             payload_bytes = payload.stat().st_size
             bare = _start_bare(bare_port, payload, log)
+            fast = _start_bare(fast_port, payload, log, "--orjson")
             for kind in ("inbox", "history"):  # warm the caches and the plans
                 await openloop.http_get(base, reqs[kind], 200, 1)
-            rounds: dict[str, list[dict[str, Any]]] = {"inbox": [], "history": [], "bare": []}
+            rounds: dict[str, list[dict[str, Any]]] = {"inbox": [], "history": [], "bare": [], "bare_orjson": []}
             for round_ in range(2):   # interleaved, so a drift of the machine weighs on all three alike
                 for kind in ("inbox", "history"):
                     spy = start_profile(service.pid, seconds / 2, profile, kind) if profile and not round_ \
@@ -193,6 +195,7 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
                     if spy is not None:
                         spy.wait(30)
                 rounds["bare"].append(wrk(bare_base, [("/", {})], seconds / 2, connections))
+                rounds["bare_orjson"].append(wrk(fast_base, [("/", {})], seconds / 2, connections))
             peak = {kind: _mean_of(runs) for kind, runs in rounds.items()}
             half = {}
             for kind in ("inbox", "history"):
@@ -201,15 +204,17 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
         finally:
             service.terminate()
             service.wait(timeout=30)
-            if bare is not None:
-                bare.terminate()
-                bare.wait(timeout=30)
+            for proc in (bare, fast):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(timeout=30)
     floor = peak["bare"]["requests_per_s"]
     profiles = {kind: top for kind in ("inbox", "history")
                 if profile and (profile / f"{kind}.raw").exists() and (top := top_entries(profile / f"{kind}.raw"))}
     return {"seeded": PLAN, "connections": connections, "seconds": seconds, "max": peak, "half_max_open_loop": half,
             "inbox_over_bare": round(peak["inbox"]["requests_per_s"] / floor, 3),
             "history_over_bare": round(peak["history"]["requests_per_s"] / floor, 3),
+            "inbox_over_bare_orjson": round(peak["inbox"]["requests_per_s"] / peak["bare_orjson"]["requests_per_s"], 3),
             "inbox_payload_bytes": payload_bytes, **({"profile": profiles} if profiles else {})}
 
 

@@ -116,10 +116,10 @@ async def delivery_open_loop(base: str, pairs: list[tuple[int, int, int]], rate:
     async with aiohttp.ClientSession() as http:
         senders, receivers = await _clients(http, base, pairs, on_new)
 
-        async def fire(i: int) -> bool:
+        async def fire(i: int, slot: float) -> bool:
             k = i % len(pairs)
             key = uuid.uuid4().hex
-            slots[key] = time.perf_counter()
+            slots[key] = slot   # delivery counts from the scheduled time: a client running late shows
             await senders[k].emit("message:send", {"conversation_id": pairs[k][2], "client_message_id": key,
                                                    "body": "bench"}, callback=on_ack)
             return True
@@ -127,7 +127,8 @@ async def delivery_open_loop(base: str, pairs: list[tuple[int, int, int]], rate:
         result = await openloop.run(fire, rate, seconds)
         await asyncio.sleep(1.0)  # the last deliveries
         await asyncio.gather(*(c.close() for c in senders + receivers))
-    return {"offered_per_s": round(rate, 1), "sent": len(result.latencies), "acked": acked[0],
+    return {"offered_per_s": round(rate, 1), "scheduled": result.scheduled, "errors": result.errors,
+            "sent": len(result.latencies), "acked": acked[0],
             "delivered": len(deliveries), "late_starts": result.late_starts, "delivery_ms": _ms(deliveries)}
 
 

@@ -12,7 +12,7 @@ ALGORITHM = "HS256"
 # tokens verified already, until their exp: a client sends the same token with every request, and checking its
 # signature again was 4 % of an inbox request's CPU. Only valid tokens are kept; the oldest entry goes first.
 VERIFIED_MAX = 10_000
-_verified: dict[tuple[str, str], tuple[Principal, float]] = {}
+_verified: dict[tuple[str, str], tuple[Principal, int]] = {}
 
 
 class AuthError(Exception):
@@ -36,7 +36,7 @@ def decode_token(secret: str, token: str) -> Principal:
     return principal
 
 
-def _verify(secret: str, token: str) -> tuple[Principal, float]:
+def _verify(secret: str, token: str) -> tuple[Principal, int]:
     try:
         # algorithms pinned: 'none', RS256 with the secret as a public key and every other alg are refused
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
@@ -50,7 +50,7 @@ def _verify(secret: str, token: str) -> tuple[Principal, float]:
         raise AuthError("invalid token: sub must be a positive integer user id")
     if role not in (Role.CUSTOMER.value, Role.ARTIST.value):
         raise AuthError("invalid token: role must be customer or artist")
-    return Principal(user_id=int(sub), role=Role(role)), float(claims["exp"])
+    return Principal(user_id=int(sub), role=Role(role)), int(claims["exp"])   # PyJWT accepts integers only
 
 
 def bearer(header: str | None) -> str:

@@ -134,6 +134,12 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         if self._publisher is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._publisher, self._timeout)
+        if self._outbox:   # the publisher timed out: these never reach the other instances (receivers sync)
+            self._get_logger().warning(f"socket.io fan-out closing: {len(self._outbox)} emits not published")
+            self._outbox = []
+        if self._outbox_sent is not None and not self._outbox_sent.done():
+            self._outbox_sent.set_result(None)   # their emitters go on
+        self._outbox_sent = None
         listener = getattr(self, "thread", None)  # started with the first client connection
         if listener is not None:
             listener.cancel()

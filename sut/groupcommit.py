@@ -128,7 +128,8 @@ class GroupCommit:
             retry = await self._attempt(batch)
             if retry:
                 metrics.SEND_BATCH_FALLBACKS.inc()
-                await asyncio.gather(*(self._alone(p) for p in retry))
+                for pending in retry:   # one by one: a failed batch must not take a pool connection per send
+                    await self._alone(pending)
         except Exception as exc:
             _fail(batch, exc)
         except BaseException:

@@ -16,7 +16,8 @@ def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_p
     closed, half = result["closed_loop"], result["half_max_open_loop"]
     assert closed["acked"] > 0 and closed["delivered"] == closed["acked"]
     assert 0 < closed["service_cpu_us_per_message"] < 1_000_000
-    assert half["sent"] > 0 and half["acked"] == half["sent"] == half["delivered"]
+    assert half["sent"] > 0 and half["acked"] == half["sent"] == half["delivered"] == half["scheduled"]
+    assert half["errors"] == 0
     assert half["offered_per_s"] == round(closed["messages_per_s"] / 2, 1)
     assert len(result["pgbench"]["runs_messages_per_s"]) == 2 and result["pgbench"]["messages_per_s"] > 0
     assert result["socketio_over_pgbench"] == round(closed["messages_per_s"] / result["pgbench"]["messages_per_s"], 3)

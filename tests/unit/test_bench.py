@@ -67,12 +67,12 @@ def test_top_entries_count_own_and_inclusive_samples(tmp_path: Path) -> None:
 
 
 def test_the_open_loop_keeps_its_schedule_and_windows_its_p99() -> None:
-    async def fire(i: int) -> bool:
+    async def fire(i: int, slot: float) -> bool:
         await asyncio.sleep(0.05 if i == 3 else 0)   # one slow answer must not delay the next starts
         return i != 7
 
     result = asyncio.run(openloop.run(fire, rate=100, seconds=0.4))
-    assert len(result.latencies) == 39 and result.errors == 1
+    assert len(result.latencies) == 39 and result.errors == 1 and result.scheduled == 40
     assert max(result.latencies) >= 0.05 and sorted(result.latencies)[-2] < 0.03
     summary = result.summary(pct, window=0.2)
     assert summary["completed"] == 39 and len(summary["p99_per_window_ms"]) == 2
@@ -85,7 +85,8 @@ def _result(**sections: dict[str, Any]) -> dict[str, Any]:
 
 
 SEND = {"socketio_over_pgbench": 0.469,
-        "half_max_open_loop": {"delivery_ms": {"p99": 8.8}, "sent": 100, "delivered": 100},
+        "half_max_open_loop": {"delivery_ms": {"p99": 8.8}, "scheduled": 100, "errors": 0, "sent": 100,
+                               "delivered": 100},
         "profile": {"top": [{"function": "f (x.py:1)", "self_percent": 5.0, "inclusive_percent": 7.0}]}}
 
 
@@ -95,6 +96,8 @@ def test_figures_judge_targets_and_a_lost_delivery_fails_the_latency_one() -> No
     assert not rows["send_over_pgbench"]["met"] and rows["delivery_p99_half"]["met"]
     lossy = {**SEND, "half_max_open_loop": {**SEND["half_max_open_loop"], "delivered": 99}}
     assert not {r["key"]: r for r in suite.figures({"send": lossy})}["delivery_p99_half"]["met"]
+    failed = {**SEND, "half_max_open_loop": {**SEND["half_max_open_loop"], "errors": 1, "sent": 99, "delivered": 99}}
+    assert not {r["key"]: r for r in suite.figures({"send": failed})}["delivery_p99_half"]["met"]
 
 
 def test_the_table_has_a_before_column_and_the_profile() -> None:
@@ -111,3 +114,12 @@ def test_the_table_has_a_before_column_and_the_profile() -> None:
 def test_unknown_sections_are_refused() -> None:
     with pytest.raises(Exception, match="sections are send, query, generator, report"):
         suite._sections("send,speed")
+
+
+def test_a_latency_figure_fails_when_requests_failed_or_went_missing() -> None:
+    run = {"p99_ms": 3.0, "p99_median_window_ms": 3.0, "scheduled": 100, "completed": 100, "errors": 0}
+    query_section = {"inbox_over_bare": 0.3, "history_over_bare": 0.3, "inbox_over_bare_orjson": 0.25,
+                     "half_max_open_loop": {"inbox": run, "history": {**run, "errors": 2, "completed": 98}}}
+    rows = {r["key"]: r["met"] for r in suite.figures({"query": query_section})}
+    assert rows["inbox_p99_half"] and rows["inbox_p99_half_window"]
+    assert not rows["history_p99_half"] and not rows["history_p99_half_window"]
