@@ -23,31 +23,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pairs import SECRET, drop_database, free_port, prepare_database, s3_server, start_service
+from benchmarks.pairs import SECRET, chat_scenario, drop_database, free_port, prepare_database, s3_server, start_service
 from benchmarks.procstat import rss_bytes
 
 ID_BASE = 6_000_000_000
 
 
-def _scenario(pairs: int, rate: float, seconds: float) -> str:
-    return f"""name: generator-cpu
-description: fixed-rate chat traffic for the generator's CPU per delivered message
-warmup: 3s
-grace: 3s
-personas:
-  chat: {{pairs: {pairs}, typing_ratio: 0, read_every: 0}}
-load:
-  stages:
-    - {{duration: {seconds}s, messages_per_second: {rate}}}
-slos:
-  - {{kind: checker, counter: lost, max: 0}}
-"""
-
-
 async def generator_cpu(base: str, pairs: int, rate: float, seconds: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-generator-") as tmp:
         scenario = Path(tmp) / "generator-cpu.yaml"
-        scenario.write_text(_scenario(pairs, rate, seconds))
+        scenario.write_text(chat_scenario("generator-cpu", "fixed-rate chat traffic for the generator's CPU per "
+                                          "delivered message", pairs, rate, seconds, warmup=3))
         run = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "scenarios", "run", str(scenario), "--target", base, "--jwt-secret", SECRET,
             "--no-seed", "--metrics-port", str(free_port()), "--run-dir-root", str(Path(tmp) / "runs"),

@@ -26,24 +26,9 @@ from typing import Any
 import jwt
 import socketio
 
-from benchmarks.pairs import SECRET, drop_database, free_port, pct, prepare_database, start_service
+from benchmarks.pairs import SECRET, chat_scenario, drop_database, free_port, pct, prepare_database, start_service
 
 ID_BASE = 5_000_000_000
-
-
-def _scenario(pairs: int, rate: float, seconds: float) -> str:
-    return f"""name: accuracy
-description: fixed-rate chat traffic for the harness accuracy check
-warmup: 5s
-grace: 3s
-personas:
-  chat: {{pairs: {pairs}, typing_ratio: 0, read_every: 0}}
-load:
-  stages:
-    - {{duration: {seconds}s, messages_per_second: {rate}}}
-slos:
-  - {{kind: checker, counter: lost, max: 0}}
-"""
 
 
 async def _observe(base: str, pairs: int, samples: list[tuple[float, float]], ready: asyncio.Event,
@@ -82,7 +67,8 @@ async def main(pairs: int, rate: float, seconds: float) -> dict[str, Any]:
         service = start_service(url, port, subprocess.DEVNULL, "uvloop")
         try:
             scenario = Path(tmp) / "accuracy.yaml"
-            scenario.write_text(_scenario(pairs, rate, seconds))
+            scenario.write_text(chat_scenario("accuracy", "fixed-rate chat traffic for the harness accuracy check",
+                                              pairs, rate, seconds, warmup=5))
             ready, done = asyncio.Event(), asyncio.Event()
             observer = asyncio.create_task(_observe(base, pairs, samples, ready, done))
             await ready.wait()

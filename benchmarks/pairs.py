@@ -172,14 +172,36 @@ def start_service(database_url: str, port: int, log: Any, loop: str,
            "PORT": str(port), "RATE_LIMIT_PER_SECOND": "0", "LOG_LEVEL": "WARNING", "RETENTION_DAYS": "0",
            "REDIS_KEY_PREFIX": f"bench:{uuid.uuid4().hex[:8]}:", "SOCKETIO_CHANNEL": f"bench-{uuid.uuid4().hex}"}
     proc = subprocess.Popen([sys.executable, "-m", "sut", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(200):
+    return wait_answering(proc, f"http://127.0.0.1:{port}/openapi.json", "the service")
+
+
+def wait_answering(proc: subprocess.Popen[bytes], url: str, what: str, seconds: float = 20) -> subprocess.Popen[bytes]:
+    """`proc` once `url` answers; killed, and the benchmark stopped, if it does not within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/openapi.json", timeout=1).close()
+            urllib.request.urlopen(url, timeout=1).close()
             return proc
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("the service did not start")
+    raise SystemExit(f"{what} did not start")
+
+
+def chat_scenario(name: str, description: str, pairs: int, rate: float, seconds: float, warmup: float) -> str:
+    """A fixed-rate chat scenario (sends only, no typing or reads) whose verdict needs nothing lost."""
+    return f"""name: {name}
+description: {description}
+warmup: {warmup:g}s
+grace: 3s
+personas:
+  chat: {{pairs: {pairs}, typing_ratio: 0, read_every: 0}}
+load:
+  stages:
+    - {{duration: {seconds:g}s, messages_per_second: {rate:g}}}
+slos:
+  - {{kind: checker, counter: lost, max: 0}}
+"""
 
 
 @contextlib.contextmanager
@@ -192,12 +214,7 @@ def s3_server() -> Iterator[dict[str, str]]:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"{env['S3_ENDPOINT_URL']}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_answering(proc, f"{env['S3_ENDPOINT_URL']}/moto-api/", "moto's S3 server", seconds=30)
         subprocess.run([sys.executable, "-m", "sut", "init-storage"], env={**os.environ, **env, "JWT_SECRET": SECRET},
                        check=True, stdout=subprocess.DEVNULL)
         yield env

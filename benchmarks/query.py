@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks import openloop
-from benchmarks.pairs import ADMIN_URL, free_port, pct, start_service, token
+from benchmarks.pairs import ADMIN_URL, free_port, pct, start_service, token, wait_answering
 from benchmarks.profile import start_profile, top_entries
 from sut.db import migrations
 from sut.domain import Role
@@ -153,14 +152,7 @@ def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def _start_bare(port: int, payload: Path, log: Any, *flags: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks.bare", "--port", str(port), "--payload", str(payload),
                              *flags], stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the bare endpoint did not start")
+    return wait_answering(proc, f"http://127.0.0.1:{port}/", "the bare endpoint", seconds=10)
 
 
 def _body(base: str, request: tuple[str, dict[str, str]]) -> bytes:
