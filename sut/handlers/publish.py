@@ -21,9 +21,14 @@ class Publisher:
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self._sio = sio
 
-    async def message_new(self, message: dict[str, Any], participants: tuple[int, int]) -> None:
-        """`message` as the sender's answer shows it (views.message_json), serialised once for both."""
-        await self._sio.emit(MESSAGE_NEW, {"message": message}, to=[user_room(u) for u in participants])
+    async def message_new(self, message: dict[str, Any], participants: tuple[int, int],
+                          skip_sid: str | None = None) -> None:
+        """`message` as the sender's answer shows it (views.message_json), serialised once for both.
+
+        `skip_sid`: the socket.io connection that sent it, which has the stored message in its ack already; the
+        sender's other connections (other devices) still get the event."""
+        await self._sio.emit(MESSAGE_NEW, {"message": message}, to=[user_room(u) for u in participants],
+                             skip_sid=skip_sid)
 
     async def conversation_read(self, conversation_id: int, reader_id: int, up_to: int,
                                 participants: tuple[int, int]) -> None:

@@ -77,7 +77,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
-        self._events: dict[str, Callable[[Principal, Any], Awaitable[Ack]]] = {
+        self._events: dict[str, Callable[[str, Principal, Any], Awaitable[Ack]]] = {
             MESSAGE_SEND: self._send, CONVERSATION_READ: self._read, TYPING: self._typing, SYNC: self._sync,
         }
 
@@ -142,7 +142,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         metrics.SIO_DISCONNECTS.labels(label).inc()
 
     async def _handle(self, event: str, sid: str, data: Any,
-                      handler: Callable[[Principal, Any], Awaitable[Ack]]) -> Ack:
+                      handler: Callable[[str, Principal, Any], Awaitable[Ack]]) -> Ack:
         admission = self.app[ADMISSION]
         if not admission.enter("socketio"):
             metrics.SIO_EVENTS.labels(event, "error").inc()
@@ -153,7 +153,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             admission.leave()
 
     async def _timed(self, event: str, sid: str, data: Any,
-                     handler: Callable[[Principal, Any], Awaitable[Ack]]) -> Ack:
+                     handler: Callable[[str, Principal, Any], Awaitable[Ack]]) -> Ack:
         start = time.perf_counter()
         self.in_flight += 1
         self._idle.clear()
@@ -168,7 +168,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         return ack
 
     async def _guarded(self, event: str, sid: str, data: Any,
-                       handler: Callable[[Principal, Any], Awaitable[Ack]]) -> Ack:
+                       handler: Callable[[str, Principal, Any], Awaitable[Ack]]) -> Ack:
         principal = self.principals.get(sid)
         if principal is None:
             return error_ack("unauthorized", "not connected")
@@ -178,7 +178,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         if limited is not None:
             return limited
         try:
-            return await handler(principal, data)
+            return await handler(sid, principal, data)
         except ValidationError as exc:
             return error_ack("validation_error", describe_validation(exc))
         except Unavailable as exc:
@@ -203,7 +203,7 @@ class ChatNamespace(socketio.AsyncNamespace):
     def _timeout(self) -> float:
         return self.app[keys.SETTINGS].db_acquire_timeout
 
-    async def _send(self, principal: Principal, data: Any) -> Ack:
+    async def _send(self, sid: str, principal: Principal, data: Any) -> Ack:
         try:
             body = schemas.SocketSend.model_validate(data)
         except ValidationError:
@@ -213,12 +213,13 @@ class ChatNamespace(socketio.AsyncNamespace):
                                    body=body.body, image_key=body.image_key, booking_id=body.booking_id)
         result = await messages.send(self.app[keys.DB_POOL], self.app[keys.STORAGE], principal, req,
                                      self._timeout())
-        # committed: tell both participants (a replay tells them again; receivers de-duplicate by id)
+        # committed: tell both participants (a replay tells them again; receivers de-duplicate by id), all their
+        # connections but this one, whose ack carries the message
         message = await message_json(result.message, self.app[keys.STORAGE])
-        await self.app[PUBLISHER].message_new(message, result.participants)
+        await self.app[PUBLISHER].message_new(message, result.participants, skip_sid=sid)
         return {"ok": True, "duplicate": not result.created, "message": message}
 
-    async def _read(self, principal: Principal, data: Any) -> Ack:
+    async def _read(self, sid: str, principal: Principal, data: Any) -> Ack:
         body = schemas.SocketRead.model_validate(data)
         conversation = await conversations.mark_read(self.app[keys.DB_POOL], principal, body.conversation_id,
                                                      body.up_to_message_id, self._timeout())
@@ -227,7 +228,7 @@ class ChatNamespace(socketio.AsyncNamespace):
                                                     (conversation.customer_id, conversation.artist_id))
         return {"ok": True, "conversation_id": conversation.id, "up_to_message_id": up_to}
 
-    async def _typing(self, principal: Principal, data: Any) -> Ack:
+    async def _typing(self, sid: str, principal: Principal, data: Any) -> Ack:
         body = schemas.SocketTyping.model_validate(data)
         ref = await conversations.ref_for_participant(self.app[keys.DB_POOL], self.app[CACHE], principal,
                                                       body.conversation_id, self._timeout())
@@ -235,7 +236,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         await self.app[PUBLISHER].typing(ref.id, principal.user_id, other)
         return {"ok": True}
 
-    async def _sync(self, principal: Principal, data: Any) -> Ack:
+    async def _sync(self, sid: str, principal: Principal, data: Any) -> Ack:
         body = schemas.SocketSync.model_validate(data)
         cursor = SyncCursor.decode(body.after_id)
         items, following = await messages.sync(self.app[keys.DB_POOL], principal, cursor, limit=body.limit,

@@ -53,12 +53,17 @@ async def test_send_acks_the_stored_message_and_both_participants_get_message_ne
     pair = new_pair()
     cid = await start(client, pair)
     customer, artist = await connect(pair.customer, "customer"), await connect(pair.artist, "artist")
+    laptop = await connect(pair.customer, "customer")   # the sender's other device
     ack = await customer.call("message:send", send_payload(cid, "hello from a socket", "s-1"))
     assert ack["ok"] and not ack["duplicate"]
     stored = await db.fetchrow("SELECT id, body FROM messages WHERE id = $1", ack["message"]["id"])
     assert stored is not None and stored["body"] == "hello from a socket"
-    await eventually(lambda: len(artist.live) == 1 and len(customer.live) == 1)
-    assert artist.live[0] == ack["message"]
+    await eventually(lambda: len(artist.live) == 1 and len(laptop.live) == 1)
+    assert artist.live[0] == laptop.live[0] == ack["message"]
+    # the sending connection has the message in its ack: no echo. A later ack on the same connection comes after
+    # anything queued for it before, so an echo would be here by now
+    assert (await customer.call("sync", {"after_id": 0}))["ok"]
+    assert customer.live == []
 
 
 async def test_every_device_of_a_user_gets_the_events(client: Client, connect: Connect) -> None:
