@@ -44,9 +44,9 @@ class Figure:
     name: str
     section: str
     unit: str
-    value: Callable[[dict[str, Any]], float]
+    value: Callable[[dict[str, Any]], float | None]   # None: not measured in this run
     target: str
-    met: Callable[[float, dict[str, Any]], bool | None]   # None: shown to read another figure, no target
+    met: Callable[[Any, dict[str, Any]], bool | None]   # None: shown to read another figure, no target
 
 
 FIGURES = (
@@ -57,8 +57,12 @@ FIGURES = (
            lambda r: r["inbox_over_bare"], ">= 0.3, then >= 0.5", lambda v, r: v >= 0.3),
     Figure("history_over_bare", "history requests/s / bare aiohttp JSON endpoint, same client", "query", "ratio",
            lambda r: r["history_over_bare"], ">= 0.3, then >= 0.5", lambda v, r: v >= 0.3),
-    Figure("inbox_over_bare_orjson", "the same, the bare endpoint encoding with orjson as the service does",
+    Figure("inbox_over_bare_orjson", "inbox requests/s / the bare endpoint encoding with orjson as the service does",
            "query", "ratio", lambda r: r["inbox_over_bare_orjson"], "(for reading the one above)", lambda v, r: None),
+    Figure("inbox_cpu_over_bare", "inbox by CPU per request: the bare endpoint's / the service's", "query", "ratio",
+           lambda r: r.get("inbox_cpu_over_bare"), "(the requests/s ratio if both were CPU bound)", lambda v, r: None),
+    Figure("history_cpu_over_bare", "history by CPU per request: the bare endpoint's / the service's", "query",
+           "ratio", lambda r: r.get("history_cpu_over_bare"), "(the same, for history)", lambda v, r: None),
     Figure("inbox_p99_half", "inbox p99 at half of its maximum (open loop, 8 s)", "query", "ms",
            lambda r: r["half_max_open_loop"]["inbox"]["p99_ms"], "<= 10 ms", lambda v, r: v <= 10 and _all(r, "inbox")),
     Figure("inbox_p99_half_window", "the same, median of the 2 s windows' p99", "query", "ms",
@@ -118,6 +122,11 @@ def figures(sections: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _cell(value: float | None, unit: str) -> str:
+    """A figure's value and unit (ratios bare); empty where a run did not measure it (an older results file)."""
+    return "" if value is None else f"{value:g} {unit}".replace(" ratio", "")
+
+
 def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
     earlier = {row["key"]: row["value"] for row in (before or {}).get("figures", [])}
     head = "| figure | value | target | met |" if before is None else "| figure | before | after | target | met |"
@@ -125,11 +134,10 @@ def markdown(result: dict[str, Any], before: dict[str, Any] | None) -> str:
              + (f"; before: {before['commit']}" if before else ""), "", head,
              "|---|---|---|---|" if before is None else "|---|---|---|---|---|"]
     for row in result["figures"]:
-        value = f"{row['value']:g} {row['unit']}".replace(" ratio", "")
-        cells = [row["name"], value, row["target"], {True: "yes", False: "**no**", None: ""}[row["met"]]]
+        cells = [row["name"], _cell(row["value"], row["unit"]), row["target"],
+                 {True: "yes", False: "**no**", None: ""}[row["met"]]]
         if before is not None:
-            old = earlier.get(row["key"])
-            cells.insert(1, "" if old is None else f"{old:g} {row['unit']}".replace(" ratio", ""))
+            cells.insert(1, _cell(earlier.get(row["key"]), row["unit"]))
         lines.append("| " + " | ".join(cells) + " |")
     sections = result["sections"]
     profiles = {"the closed-loop sends": sections.get("send", {}).get("profile", {}).get("top"),

@@ -3,9 +3,10 @@
 The database (100k conversations, 2M messages; `python -m sut seed`) is built once and kept as
 `chatload_bench_seed` (about 40 s to build; `--reseed` builds it again). One service process (uvloop, no rate limit)
 serves it; a bare aiohttp endpoint (benchmarks/bare.py) answers a real inbox page's JSON. wrk, one thread and the
-same connections for all three, finds each one's maximum requests/s (two interleaved rounds, their mean); then an
-open-loop client offers half of the service's maximum for each endpoint, after a second of warm-up, and takes the
-latency from the scheduled start (p99 target <= 10 ms).
+same connections for all three, finds each one's maximum requests/s (two interleaved rounds, their mean), while the
+server process's CPU seconds give its CPU per request and whether it used the whole core; then an open-loop client
+offers half of the service's maximum for each endpoint, after a second of warm-up, and takes the latency from the
+scheduled start (p99 target <= 10 ms).
 
     python -m benchmarks.query [--seconds 8] [--connections 32] [--reseed] [--profile DIR]
 """
@@ -30,7 +31,7 @@ from typing import Any
 import asyncpg
 
 from benchmarks import openloop
-from benchmarks.pairs import ADMIN_URL, free_port, pct, start_service, token, wait_answering
+from benchmarks.pairs import ADMIN_URL, cpu_seconds, free_port, pct, start_service, token, wait_answering
 from benchmarks.profile import start_profile, top_entries
 from sut.db import migrations
 from sut.domain import Role
@@ -136,17 +137,41 @@ def wrk(base: str, requests: list[tuple[str, dict[str, str]]], seconds: float, c
                for m in re.finditer(r"^\s+(50|90|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    total = re.search(r"^\s*(\d+) requests in", out, re.M)
     return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "non_2xx": int(bad.group(1)) if bad else 0,
+            "requests": int(total.group(1)) if total else 0, "non_2xx": int(bad.group(1)) if bad else 0,
             "socket_errors": sum(map(int, errors.groups())) if errors else 0, **latency}
 
 
-def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """requests/s: the mean of the rounds (each round's kept); latency percentiles: the worst round's."""
-    return {"requests_per_s": round(statistics.fmean(r["requests_per_s"] for r in runs), 1),
-            "rounds_requests_per_s": [r["requests_per_s"] for r in runs],
-            "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
-            **{k: max(r[k] for r in runs) for k in ("p50_ms", "p90_ms", "p99_ms") if all(k in r for r in runs)}}
+def wrk_cpu(pid: int, base: str, requests: list[tuple[str, dict[str, str]]], seconds: float,
+            connections: int) -> dict[str, Any]:
+    """wrk against the server process `pid`, with the CPU seconds that process spent during the run: whether it was
+    the bottleneck (about 100 % of a core) and what one request costs it, which the machine's load moves less than
+    requests/s."""
+    cpu0 = cpu_seconds(pid)
+    result = wrk(base, requests, seconds, connections)
+    return {**result, "server_cpu_seconds": round(cpu_seconds(pid) - cpu0, 3)}
+
+
+def _mean_of(runs: list[dict[str, Any]], seconds: float | None = None) -> dict[str, Any]:
+    """requests/s: the mean of the rounds (each round's kept); latency percentiles: the worst round's; the server's
+    CPU (when measured) per request over all rounds, and as a share of one core over each round's `seconds`."""
+    out = {"requests_per_s": round(statistics.fmean(r["requests_per_s"] for r in runs), 1),
+           "rounds_requests_per_s": [r["requests_per_s"] for r in runs],
+           "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
+           **{k: max(r[k] for r in runs) for k in ("p50_ms", "p90_ms", "p99_ms") if all(k in r for r in runs)}}
+    if all("server_cpu_seconds" in r for r in runs) and (done := sum(r.get("requests", 0) for r in runs)):
+        cpu = sum(r["server_cpu_seconds"] for r in runs)
+        out["server_cpu_us_per_request"] = round(cpu / done * 1e6, 1)
+        if seconds:
+            out["server_cpu_percent"] = round(100 * cpu / (seconds * len(runs)), 1)
+    return out
+
+
+def _cpu_ratio(peak: dict[str, dict[str, Any]], floor: str, kind: str) -> float | None:
+    """The floor's CPU per request over `kind`'s: the requests/s ratio both would have if CPU bound."""
+    cost = peak[kind].get("server_cpu_us_per_request")
+    return round(peak[floor]["server_cpu_us_per_request"] / cost, 3) if cost else None
 
 
 def _start_bare(port: int, payload: Path, log: Any, *flags: str) -> subprocess.Popen[bytes]:
@@ -183,12 +208,12 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
                 for kind in ("inbox", "history"):
                     spy = start_profile(service.pid, seconds / 2, profile, kind) if profile and not round_ \
                         else None
-                    rounds[kind].append(wrk(base, reqs[kind], seconds / 2, connections))
+                    rounds[kind].append(wrk_cpu(service.pid, base, reqs[kind], seconds / 2, connections))
                     if spy is not None:
                         spy.wait(30)
-                rounds["bare"].append(wrk(bare_base, [("/", {})], seconds / 2, connections))
-                rounds["bare_orjson"].append(wrk(fast_base, [("/", {})], seconds / 2, connections))
-            peak = {kind: _mean_of(runs) for kind, runs in rounds.items()}
+                rounds["bare"].append(wrk_cpu(bare.pid, bare_base, [("/", {})], seconds / 2, connections))
+                rounds["bare_orjson"].append(wrk_cpu(fast.pid, fast_base, [("/", {})], seconds / 2, connections))
+            peak = {kind: _mean_of(runs, max(1, round(seconds / 2))) for kind, runs in rounds.items()}
             half = {}
             for kind in ("inbox", "history"):
                 result = await openloop.http_get(base, reqs[kind], peak[kind]["requests_per_s"] / 2, seconds)
@@ -207,6 +232,8 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
             "inbox_over_bare": round(peak["inbox"]["requests_per_s"] / floor, 3),
             "history_over_bare": round(peak["history"]["requests_per_s"] / floor, 3),
             "inbox_over_bare_orjson": round(peak["inbox"]["requests_per_s"] / peak["bare_orjson"]["requests_per_s"], 3),
+            "inbox_cpu_over_bare": _cpu_ratio(peak, "bare", "inbox"),
+            "history_cpu_over_bare": _cpu_ratio(peak, "bare", "history"),
             "inbox_payload_bytes": payload_bytes, **({"profile": profiles} if profiles else {})}
 
 

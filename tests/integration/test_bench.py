@@ -25,19 +25,22 @@ def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_p
     assert any("sut/" in entry["function"] or "socketio" in entry["function"] for entry in result["profile"]["top"])
 
 
-def test_wrk_loads_the_bare_endpoint_with_the_scripted_requests(tmp_path: Path) -> None:
+def test_wrk_loads_the_bare_endpoint_with_the_scripted_requests_and_reads_its_cpu(tmp_path: Path) -> None:
     payload = tmp_path / "page.json"
     payload.write_text('{"items": [1, 2, 3]}')
     port = free_port()
     with (tmp_path / "bare.log").open("wb") as log:
         bare = query._start_bare(port, payload, log)
         try:
-            result = query.wrk(f"http://127.0.0.1:{port}", [("/a", {"Authorization": "Bearer x"}), ("/b", {})], 1, 4)
+            result = query.wrk_cpu(bare.pid, f"http://127.0.0.1:{port}",
+                                   [("/a", {"Authorization": "Bearer x"}), ("/b", {})], 1, 4)
         finally:
             bare.terminate()
             bare.wait(timeout=10)
     assert result["requests_per_s"] > 0 and result["non_2xx"] == 0 and result["socket_errors"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"]
+    assert result["requests"] >= result["requests_per_s"] * 0.5   # about one second's worth
+    assert 0 < result["server_cpu_seconds"] <= 1.5                # the endpoint worked, at most a core for 1 s
 
 
 def test_python_m_benchmarks_refuses_a_missing_before_file(tmp_path: Path) -> None:

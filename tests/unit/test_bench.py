@@ -39,8 +39,8 @@ def test_wrk_output_is_read_with_units_errors_and_non_2xx(monkeypatch: pytest.Mo
     monkeypatch.setattr(query.shutil, "which", lambda name: "/usr/bin/wrk")
     monkeypatch.setattr(query.subprocess, "run", lambda *a, **k: Done())
     result = query.wrk("http://127.0.0.1:4000", [("/a", {"Authorization": "Bearer t"})], 4, 32)
-    assert result == {"requests_per_s": 2904.27, "non_2xx": 3, "socket_errors": 3, "p50_ms": 10.66,
-                      "p90_ms": 12.6, "p99_ms": 0.85}
+    assert result == {"requests_per_s": 2904.27, "requests": 11617, "non_2xx": 3, "socket_errors": 3,
+                      "p50_ms": 10.66, "p90_ms": 12.6, "p99_ms": 0.85}
 
 
 def test_the_wrk_script_cycles_through_every_request_with_its_header() -> None:
@@ -54,6 +54,19 @@ def test_rounds_keep_the_mean_rate_and_the_worst_latency() -> None:
             {"requests_per_s": 120.0, "non_2xx": 2, "socket_errors": 0, "p50_ms": 1.0, "p90_ms": 4.0, "p99_ms": 5.0}]
     assert query._mean_of(runs) == {"requests_per_s": 110.0, "rounds_requests_per_s": [100.0, 120.0], "non_2xx": 2,
                                     "socket_errors": 1, "p50_ms": 2.0, "p90_ms": 4.0, "p99_ms": 9.0}
+
+
+def test_rounds_give_the_servers_cpu_per_request_and_its_share_of_a_core() -> None:
+    runs = [{"requests_per_s": 100.0, "requests": 400, "non_2xx": 0, "socket_errors": 0, "server_cpu_seconds": 3.6},
+            {"requests_per_s": 150.0, "requests": 600, "non_2xx": 0, "socket_errors": 0, "server_cpu_seconds": 3.4}]
+    mean = query._mean_of(runs, 4)
+    assert mean["server_cpu_us_per_request"] == 7000.0    # 7 CPU seconds over 1,000 requests
+    assert mean["server_cpu_percent"] == 87.5             # 7 CPU seconds in 2 rounds of 4 s
+    peak = {"bare": {"server_cpu_us_per_request": 105.0}, "inbox": {"server_cpu_us_per_request": 420.0},
+            "history": {"requests_per_s": 1.0}}
+    assert query._cpu_ratio(peak, "bare", "inbox") == 0.25
+    assert query._cpu_ratio(peak, "bare", "history") is None   # not measured: no figure rather than a made-up one
+    assert "server_cpu_us_per_request" not in query._mean_of([{**runs[0], "requests": 0}])
 
 
 def test_top_entries_count_own_and_inclusive_samples(tmp_path: Path) -> None:
