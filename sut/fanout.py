@@ -42,6 +42,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._outbox: list[Any] = []
         self._outbox_sent: asyncio.Future[None] | None = None
         self._publisher: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None   # the app's, once known (a lookup is a getpid() on 3.11)
 
     def _redis_connect(self) -> None:
         if self.redis is None:
@@ -57,7 +58,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
     async def _publish(self, data: Any) -> None:
         """Queue `data` for the next publish; return once it has gone (or failed: the stock manager logs and drops)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         self._outbox.append(data)
         if self._outbox_sent is None:
             self._outbox_sent = loop.create_future()
