@@ -111,6 +111,21 @@ async def rest_sender(http: aiohttp.ClientSession, base: str, customer: int, cid
                 samples.acks.append(time.perf_counter() - start)
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot (/proc/stat): the machine's load over an interval."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)   # idle + iowait
+    total = sum(ticks[:8])   # guest time is already counted in user
+    return total - idle, total
+
+
+def busy_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The machine's busy share between two machine_jiffies() readings, of all its cores (100 = every core busy)."""
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else 0.0
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -272,15 +287,17 @@ async def run_pgbench(url: str, clients: int, seconds: float) -> dict[str, Any]:
         f.flush()
         command = ["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(int(seconds)),
                    "-f", f.name, url]
+        machine0 = machine_jiffies()
         done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
                                        timeout=seconds + 60)
+        machine = busy_percent(machine0, machine_jiffies())
     if done.returncode != 0:
         raise SystemExit(f"pgbench failed: {done.stderr.strip()}")
     tps = next(float(line.split()[2]) for line in done.stdout.splitlines() if line.startswith("tps ="))
     latency = next((float(line.split()[-2]) for line in done.stdout.splitlines()
                     if line.startswith("latency average")), float("nan"))
     return {"mode": "pgbench (send statement)", "clients": clients, "messages_per_s": round(tps, 1),
-            "latency_avg_ms": latency}
+            "latency_avg_ms": latency, "machine_busy_percent": machine}
 
 
 async def run_service(url: str, loop: str, modes: tuple[str, ...], pairs_count: int,

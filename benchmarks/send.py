@@ -31,9 +31,11 @@ import aiohttp
 
 from benchmarks import openloop
 from benchmarks.pairs import (
+    busy_percent,
     cpu_seconds,
     drop_database,
     free_port,
+    machine_jiffies,
     open_pair,
     pct,
     prepare_database,
@@ -87,15 +89,18 @@ async def closed_loop(base: str, pairs: list[tuple[int, int, int]], seconds: flo
     async with aiohttp.ClientSession() as http:
         senders, receivers = await _clients(http, base, pairs, on_new)
         openloop.quiet_collector()
+        machine0, own0 = machine_jiffies(), time.process_time()
         cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
         await asyncio.gather(*(sender(c, cid, t0 + seconds) for c, (_, _, cid) in zip(senders, pairs, strict=True)))
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds(server_pid) - cpu0
+        own, machine = time.process_time() - own0, busy_percent(machine0, machine_jiffies())
         await asyncio.sleep(0.5)  # the last deliveries
         await asyncio.gather(*(c.close() for c in senders + receivers))
     return {"pairs": len(pairs), "seconds": round(elapsed, 2), "acked": len(acks),
             "messages_per_s": round(len(acks) / elapsed, 1), "ack_ms": _ms(acks), "delivered": len(deliveries),
             "delivery_ms": _ms(deliveries), "service_cpu_percent": round(100 * cpu / elapsed, 1),
-            "service_cpu_us_per_message": round(1e6 * cpu / max(len(acks), 1), 1)}
+            "service_cpu_us_per_message": round(1e6 * cpu / max(len(acks), 1), 1),
+            "client_cpu_percent": round(100 * own / elapsed, 1), "machine_busy_percent": machine}
 
 
 async def delivery_open_loop(base: str, pairs: list[tuple[int, int, int]], rate: float,
@@ -156,6 +161,7 @@ async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[s
     finally:
         await drop_database(name)
     database = {**databases[-1], "seconds": seconds, "runs_messages_per_s": [d["messages_per_s"] for d in databases],
+                "runs_machine_busy_percent": [d["machine_busy_percent"] for d in databases],
                 "messages_per_s": round(statistics.fmean(d["messages_per_s"] for d in databases), 1)}
     result = {"pairs": pairs_count, "closed_loop": closed, "pgbench": database, "half_max_open_loop": half,
               "socketio_over_pgbench": round(closed["messages_per_s"] / database["messages_per_s"], 3)}

@@ -12,7 +12,7 @@ import socketio
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sut import __version__, jsonfast, keys, metrics, middlewares, retention
+from sut import __version__, jsonfast, keys, metrics, middlewares, retention, siopacket
 from sut.admission import Admission
 from sut.cache import ConversationCache
 from sut.db.pool import create_pool
@@ -55,6 +55,7 @@ def _attach_socketio(app: web.Application, settings: Settings) -> None:
         async_mode="aiohttp", client_manager=manager, ping_interval=settings.socketio_ping_interval,
         ping_timeout=settings.socketio_ping_timeout, http_compression=settings.socketio_compression,
         cors_allowed_origins=[settings.cors_origin], logger=False, engineio_logger=False, json=jsonfast,
+        serializer=siopacket.Packet,
     )
     namespace = realtime.ChatNamespace(app)
     sio.register_namespace(namespace)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,9 @@ def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_p
     closed, half = result["closed_loop"], result["half_max_open_loop"]
     assert closed["acked"] > 0 and closed["delivered"] == closed["acked"]
     assert 0 < closed["service_cpu_us_per_message"] < 1_000_000
+    assert 0 < closed["client_cpu_percent"] <= 100 * (os.cpu_count() or 1)
+    assert 0 < closed["machine_busy_percent"] <= 100
+    assert all(0 < busy <= 100 for busy in result["pgbench"]["runs_machine_busy_percent"])
     assert half["sent"] > 0 and half["acked"] == half["sent"] == half["delivered"] == half["scheduled"]
     assert half["errors"] == 0
     assert half["offered_per_s"] == round(closed["messages_per_s"] / 2, 1)

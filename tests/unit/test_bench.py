@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import __main__ as suite
 from benchmarks import openloop, query
-from benchmarks.pairs import pct
+from benchmarks.pairs import busy_percent, machine_jiffies, pct
 from benchmarks.profile import top_entries
 
 WRK_OUTPUT = """Running 4s test @ http://127.0.0.1:4000
@@ -67,6 +67,13 @@ def test_rounds_give_the_servers_cpu_per_request_and_its_share_of_a_core() -> No
     assert query._cpu_ratio(peak, "bare", "inbox") == 0.25
     assert query._cpu_ratio(peak, "bare", "history") is None   # not measured: no figure rather than a made-up one
     assert "server_cpu_us_per_request" not in query._mean_of([{**runs[0], "requests": 0}])
+
+
+def test_the_machines_busy_share_comes_from_proc_stat() -> None:
+    assert busy_percent((100, 400), (250, 600)) == 75.0      # 150 busy ticks of 200
+    assert busy_percent((100, 400), (100, 400)) == 0.0       # no time passed: no division by zero
+    busy, total = machine_jiffies()
+    assert 0 < busy <= total
 
 
 def test_top_entries_count_own_and_inclusive_samples(tmp_path: Path) -> None:
