@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from socketio import packet
 
-from sut import siopacket
+from sut import jsonfast, siopacket
 
 LEAVES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
           | st.binary(max_size=3) | st.binary(max_size=3).map(bytearray) | st.just(datetime(2026, 1, 1, tzinfo=UTC))
@@ -30,7 +31,11 @@ def test_bytes_at_any_depth_are_found() -> None:
     assert siopacket.Packet.data_is_binary([[{"a": [bytearray(b"x")]}]])
 
 
-def test_packets_built_with_it_encode_as_the_stock_ones() -> None:
+def test_packets_built_with_it_encode_as_the_stock_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    # python-socketio keeps the JSON module on the packet class: the server sets jsonfast on ours (once an app is
+    # made), the stock class keeps the standard library's unless told. Compare with the same module on both
+    for cls in (packet.Packet, siopacket.Packet):
+        monkeypatch.setattr(cls, "json", jsonfast)
     data = ["message:new", {"message": {"id": 7, "body": "héllo"}}]
     ours = siopacket.Packet(packet.EVENT, data=data, namespace="/").encode()
     stock = packet.Packet(packet.EVENT, data=data, namespace="/").encode()
