@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -148,14 +149,16 @@ def wrk_cpu(pid: int, base: str, requests: list[tuple[str, dict[str, str]]], sec
     """wrk against the server process `pid`, with the CPU seconds that process spent during the run: whether it was
     the bottleneck (about 100 % of a core) and what one request costs it, which the machine's load moves less than
     requests/s."""
-    cpu0 = cpu_seconds(pid)
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     result = wrk(base, requests, seconds, connections)
-    return {**result, "server_cpu_seconds": round(cpu_seconds(pid) - cpu0, 3)}
+    # wall time of the whole wrk process (its start and end too), the span the CPU seconds were read over
+    return {**result, "server_cpu_seconds": round(cpu_seconds(pid) - cpu0, 3),
+            "wall_seconds": round(time.perf_counter() - t0, 3)}
 
 
-def _mean_of(runs: list[dict[str, Any]], seconds: float | None = None) -> dict[str, Any]:
+def _mean_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """requests/s: the mean of the rounds (each round's kept); latency percentiles: the worst round's; the server's
-    CPU (when measured) per request over all rounds, and as a share of one core over each round's `seconds`."""
+    CPU (when measured) per request over all rounds, and as a share of one core over the rounds' wall time."""
     out = {"requests_per_s": round(statistics.fmean(r["requests_per_s"] for r in runs), 1),
            "rounds_requests_per_s": [r["requests_per_s"] for r in runs],
            "non_2xx": sum(r["non_2xx"] for r in runs), "socket_errors": sum(r["socket_errors"] for r in runs),
@@ -163,15 +166,15 @@ def _mean_of(runs: list[dict[str, Any]], seconds: float | None = None) -> dict[s
     if all("server_cpu_seconds" in r for r in runs) and (done := sum(r.get("requests", 0) for r in runs)):
         cpu = sum(r["server_cpu_seconds"] for r in runs)
         out["server_cpu_us_per_request"] = round(cpu / done * 1e6, 1)
-        if seconds:
-            out["server_cpu_percent"] = round(100 * cpu / (seconds * len(runs)), 1)
+        if (wall := sum(r.get("wall_seconds", 0) for r in runs)) > 0:
+            out["server_cpu_percent"] = round(100 * cpu / wall, 1)
     return out
 
 
 def _cpu_ratio(peak: dict[str, dict[str, Any]], floor: str, kind: str) -> float | None:
     """The floor's CPU per request over `kind`'s: the requests/s ratio both would have if CPU bound."""
-    cost = peak[kind].get("server_cpu_us_per_request")
-    return round(peak[floor]["server_cpu_us_per_request"] / cost, 3) if cost else None
+    cost, floor_cost = peak[kind].get("server_cpu_us_per_request"), peak[floor].get("server_cpu_us_per_request")
+    return round(floor_cost / cost, 3) if cost and floor_cost else None
 
 
 def _start_bare(port: int, payload: Path, log: Any, *flags: str) -> subprocess.Popen[bytes]:
@@ -213,7 +216,7 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
                         spy.wait(30)
                 rounds["bare"].append(wrk_cpu(bare.pid, bare_base, [("/", {})], seconds / 2, connections))
                 rounds["bare_orjson"].append(wrk_cpu(fast.pid, fast_base, [("/", {})], seconds / 2, connections))
-            peak = {kind: _mean_of(runs, max(1, round(seconds / 2))) for kind, runs in rounds.items()}
+            peak = {kind: _mean_of(runs) for kind, runs in rounds.items()}
             half = {}
             for kind in ("inbox", "history"):
                 result = await openloop.http_get(base, reqs[kind], peak[kind]["requests_per_s"] / 2, seconds)

@@ -44,7 +44,7 @@ def test_wrk_loads_the_bare_endpoint_with_the_scripted_requests_and_reads_its_cp
     assert result["requests_per_s"] > 0 and result["non_2xx"] == 0 and result["socket_errors"] == 0
     assert 0 < result["p50_ms"] <= result["p99_ms"]
     assert result["requests"] >= result["requests_per_s"] * 0.5   # about one second's worth
-    assert 0 < result["server_cpu_seconds"] <= 1.5                # the endpoint worked, at most a core for 1 s
+    assert 0 < result["server_cpu_seconds"] <= result["wall_seconds"] * 1.1   # it worked, on at most one core
 
 
 def test_python_m_benchmarks_refuses_a_missing_before_file(tmp_path: Path) -> None:

@@ -57,15 +57,18 @@ def test_rounds_keep_the_mean_rate_and_the_worst_latency() -> None:
 
 
 def test_rounds_give_the_servers_cpu_per_request_and_its_share_of_a_core() -> None:
-    runs = [{"requests_per_s": 100.0, "requests": 400, "non_2xx": 0, "socket_errors": 0, "server_cpu_seconds": 3.6},
-            {"requests_per_s": 150.0, "requests": 600, "non_2xx": 0, "socket_errors": 0, "server_cpu_seconds": 3.4}]
-    mean = query._mean_of(runs, 4)
+    runs = [{"requests_per_s": 100.0, "requests": 400, "non_2xx": 0, "socket_errors": 0, "server_cpu_seconds": 3.6,
+             "wall_seconds": 4.0},
+            {"requests_per_s": 150.0, "requests": 600, "non_2xx": 0, "socket_errors": 0, "server_cpu_seconds": 3.4,
+             "wall_seconds": 4.0}]
+    mean = query._mean_of(runs)
     assert mean["server_cpu_us_per_request"] == 7000.0    # 7 CPU seconds over 1,000 requests
-    assert mean["server_cpu_percent"] == 87.5             # 7 CPU seconds in 2 rounds of 4 s
+    assert mean["server_cpu_percent"] == 87.5             # 7 CPU seconds in 8 s of wall time
     peak = {"bare": {"server_cpu_us_per_request": 105.0}, "inbox": {"server_cpu_us_per_request": 420.0},
             "history": {"requests_per_s": 1.0}}
     assert query._cpu_ratio(peak, "bare", "inbox") == 0.25
     assert query._cpu_ratio(peak, "bare", "history") is None   # not measured: no figure rather than a made-up one
+    assert query._cpu_ratio({**peak, "bare": {"requests_per_s": 1.0}}, "bare", "inbox") is None
     assert "server_cpu_us_per_request" not in query._mean_of([{**runs[0], "requests": 0}])
 
 

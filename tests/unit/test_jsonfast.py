@@ -56,7 +56,7 @@ def test_integers_past_64_bits_stay_exact(text: str) -> None:
     ("\ud800" + "1" * 19, True),                    # a lone surrogate in the text itself: no UnicodeEncodeError
     ("\u0661" * 25, False),                         # Arabic-Indic digits: never part of a JSON number
 ])
-def test_a_run_of_twenty_ascii_digits_takes_the_exact_path(text: str, long: bool) -> None:
+def test_a_run_of_nineteen_ascii_digits_takes_the_exact_path(text: str, long: bool) -> None:
     assert jsonfast.has_long_number(text) is long
     assert jsonfast.has_long_number(text.encode("utf-8", "surrogatepass")) is long
     assert jsonfast.has_long_number(bytearray(text.encode("utf-8", "surrogatepass"))) is long

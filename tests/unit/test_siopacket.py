@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 from socketio import packet
 
 from sut import jsonfast, siopacket
+from sut.app import create_app
+from sut.handlers import realtime
+from sut.settings import Settings
 
 LEAVES = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
           | st.binary(max_size=3) | st.binary(max_size=3).map(bytearray) | st.just(datetime(2026, 1, 1, tzinfo=UTC))
@@ -42,3 +45,10 @@ def test_packets_built_with_it_encode_as_the_stock_ones(monkeypatch: pytest.Monk
     assert ours == stock
     binary = siopacket.Packet(packet.EVENT, data=["upload", b"\x01\x02"], namespace="/").encode()
     assert binary == packet.Packet(packet.EVENT, data=["upload", b"\x01\x02"], namespace="/").encode()
+
+
+def test_the_service_builds_its_packets_with_it_and_jsonfast() -> None:
+    app = create_app(Settings(jwt_secret="x" * 32))
+    server = app[realtime.SIO]
+    assert server.packet_class is siopacket.Packet
+    assert siopacket.Packet.json is jsonfast and server.manager.json is jsonfast
