@@ -43,7 +43,7 @@ def test_integers_past_64_bits_stay_exact(text: str) -> None:
     for given_ in (text, text.encode()):
         value = jsonfast.loads(given_)
         assert value == json.loads(text)
-        assert not isinstance(value, float) and "float" not in repr(type(value))
+        assert not isinstance(value, float)
 
 
 @pytest.mark.parametrize(("text", "long"), [
