@@ -3,24 +3,82 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import itertools
+import re
+import selectors
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+ATTACHED = "Sampling process"
+COUNTS = re.compile(r"Samples: (\d+) Errors: (\d+)")
 
-def start_profile(pid: int, seconds: float, out: Path, name: str) -> subprocess.Popen[bytes] | None:
-    """py-spy record of `pid` for `seconds` into OUT/NAME.raw (100 samples/s, without pausing the process). Its
-    duration counts from its start, attaching included (up to a second on a loaded machine): give it the whole
-    measured loop and wait for it after."""
+
+@contextlib.contextmanager
+def profiling(pid: int, out: Path | None, name: str, attach_seconds: float = 30) -> Iterator[dict[str, int]]:
+    """py-spy records `pid` (100 samples/s, without pausing it) over the with block into OUT/NAME.raw.
+
+    The block starts once py-spy has attached (it says so: reading the interpreter's symbols takes up to seconds
+    on a loaded machine) and py-spy stops when the block ends, so the samples cover the measured work and nothing
+    else. The yielded dict gets py-spy's counts, {"samples": N, "errors": M}, when the block ends. With `out`
+    None, or py-spy absent or unable to attach (its words on stderr), the block runs unprofiled and the dict
+    stays empty."""
+    counts: dict[str, int] = {}
+    spy = _attach(pid, out, name, attach_seconds) if out is not None else None
+    try:
+        yield counts
+    finally:
+        if spy is not None:
+            counts.update(_stop(spy))
+
+
+def _attach(pid: int, out: Path, name: str, seconds: float) -> subprocess.Popen[str] | None:
     out.mkdir(parents=True, exist_ok=True)
-    spy = Path(sys.executable).with_name("py-spy")
-    if not spy.exists():
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
         print("py-spy is not installed in the venv (make venv): no profile", file=sys.stderr)
         return None
-    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(max(1, int(seconds))), "-r", "100",
-                             "--nonblocking", "--format", "raw", "-o", str(out / f"{name}.raw")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    spy = subprocess.Popen([str(exe), "record", "-p", str(pid), "-r", "100", "--nonblocking", "--format", "raw",
+                            "-o", str(out / f"{name}.raw")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    said: list[str] = []
+    deadline = time.monotonic() + seconds
+    assert spy.stdout is not None
+    with selectors.DefaultSelector() as ready:
+        ready.register(spy.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0 and ready.select(left):
+            line = spy.stdout.readline()
+            if not line:  # py-spy ended: it could not attach
+                break
+            said.append(line)
+            if ATTACHED in line:
+                return spy
+    spy.kill()
+    said += spy.communicate()[0].splitlines()
+    said = list(itertools.takewhile(lambda line: "backtrace" not in line, said))   # the error, not its trace
+    why = " / ".join(s.strip() for s in said if s.strip()) or f"nothing within {seconds:.0f} s"
+    print(f"py-spy did not attach to the service ({why}): no profile", file=sys.stderr)
+    return None
+
+
+def _stop(spy: subprocess.Popen[str]) -> dict[str, int]:
+    """Stops py-spy as Control-C would (it writes its file then) and returns its counts."""
+    spy.send_signal(signal.SIGINT)
+    try:
+        said, _ = spy.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        said, _ = spy.communicate()
+    found = COUNTS.search(said or "")
+    if found is None:
+        print(f"py-spy wrote no profile: {' / '.join(said.split(chr(10))[-3:]).strip()}", file=sys.stderr)
+        return {}
+    return {"samples": int(found[1]), "errors": int(found[2])}
 
 
 def top_entries(raw: Path, count: int = 15) -> list[dict[str, Any]]:

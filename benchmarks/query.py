@@ -33,7 +33,7 @@ import asyncpg
 
 from benchmarks import openloop
 from benchmarks.pairs import ADMIN_URL, cpu_seconds, free_port, pct, start_service, token, wait_answering
-from benchmarks.profile import start_profile, top_entries
+from benchmarks.profile import profiling, top_entries
 from sut.db import migrations
 from sut.domain import Role
 
@@ -207,13 +207,13 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
             for kind in ("inbox", "history"):  # warm the caches and the plans
                 await openloop.http_get(base, reqs[kind], 200, 1)
             rounds: dict[str, list[dict[str, Any]]] = {"inbox": [], "history": [], "bare": [], "bare_orjson": []}
+            counts: dict[str, dict[str, int]] = {}
             for round_ in range(2):   # interleaved, so a drift of the machine weighs on all three alike
                 for kind in ("inbox", "history"):
-                    spy = start_profile(service.pid, seconds / 2, profile, kind) if profile and not round_ \
-                        else None
-                    rounds[kind].append(wrk_cpu(service.pid, base, reqs[kind], seconds / 2, connections))
-                    if spy is not None:
-                        spy.wait(30)
+                    with profiling(service.pid, None if round_ else profile, kind) as spied:
+                        rounds[kind].append(wrk_cpu(service.pid, base, reqs[kind], seconds / 2, connections))
+                    if spied:
+                        counts[kind] = spied
                 rounds["bare"].append(wrk_cpu(bare.pid, bare_base, [("/", {})], seconds / 2, connections))
                 rounds["bare_orjson"].append(wrk_cpu(fast.pid, fast_base, [("/", {})], seconds / 2, connections))
             peak = {kind: _mean_of(runs) for kind, runs in rounds.items()}
@@ -230,7 +230,7 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
                     proc.wait(timeout=30)
     floor = peak["bare"]["requests_per_s"]
     profiles = {kind: top for kind in ("inbox", "history")
-                if profile and (profile / f"{kind}.raw").exists() and (top := top_entries(profile / f"{kind}.raw"))}
+                if profile and counts.get(kind, {}).get("samples") and (top := top_entries(profile / f"{kind}.raw"))}
     return {"seeded": PLAN, "connections": connections, "seconds": seconds, "max": peak, "half_max_open_loop": half,
             "inbox_over_bare": round(peak["inbox"]["requests_per_s"] / floor, 3),
             "history_over_bare": round(peak["history"]["requests_per_s"] / floor, 3),

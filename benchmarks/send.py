@@ -43,7 +43,7 @@ from benchmarks.pairs import (
     start_service,
     token,
 )
-from benchmarks.profile import start_profile, top_entries
+from benchmarks.profile import profiling, top_entries
 from benchmarks.rawsio import RawClient
 from sut.domain import Role
 
@@ -66,8 +66,11 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {q: round(pct(values, v), 2) for q, v in (("p50", .5), ("p99", .99), ("p999", .999))}
 
 
-async def closed_loop(base: str, pairs: list[tuple[int, int, int]], seconds: float, server_pid: int) -> dict[str, Any]:
-    """Each customer sends, waits for the ack, sends again: the maximum acked sends/s at this concurrency."""
+async def closed_loop(base: str, pairs: list[tuple[int, int, int]], seconds: float, server_pid: int,
+                      profile: Path | None = None) -> dict[str, Any]:
+    """Each customer sends, waits for the ack, sends again: the maximum acked sends/s at this concurrency. With
+    `profile`, py-spy samples the service over exactly these seconds into PROFILE/send.raw (its counts under
+    "profile")."""
     sent: dict[str, float] = {}
     acks: list[float] = []
     deliveries: list[float] = []
@@ -89,18 +92,21 @@ async def closed_loop(base: str, pairs: list[tuple[int, int, int]], seconds: flo
     async with aiohttp.ClientSession() as http:
         senders, receivers = await _clients(http, base, pairs, on_new)
         openloop.quiet_collector()
-        machine0, own0 = machine_jiffies(), time.process_time()
-        cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
-        await asyncio.gather(*(sender(c, cid, t0 + seconds) for c, (_, _, cid) in zip(senders, pairs, strict=True)))
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds(server_pid) - cpu0
-        own, machine = time.process_time() - own0, busy_percent(machine0, machine_jiffies())
+        with profiling(server_pid, profile, "send") as spied:   # blocks until py-spy has attached
+            machine0, own0 = machine_jiffies(), time.process_time()
+            cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
+            await asyncio.gather(*(sender(c, cid, t0 + seconds)
+                                   for c, (_, _, cid) in zip(senders, pairs, strict=True)))
+            elapsed, cpu = time.perf_counter() - t0, cpu_seconds(server_pid) - cpu0
+            own, machine = time.process_time() - own0, busy_percent(machine0, machine_jiffies())
         await asyncio.sleep(0.5)  # the last deliveries
         await asyncio.gather(*(c.close() for c in senders + receivers))
     return {"pairs": len(pairs), "seconds": round(elapsed, 2), "acked": len(acks),
             "messages_per_s": round(len(acks) / elapsed, 1), "ack_ms": _ms(acks), "delivered": len(deliveries),
             "delivery_ms": _ms(deliveries), "service_cpu_percent": round(100 * cpu / elapsed, 1),
             "service_cpu_us_per_message": round(1e6 * cpu / max(len(acks), 1), 1),
-            "client_cpu_percent": round(100 * own / elapsed, 1), "machine_busy_percent": machine}
+            "client_cpu_percent": round(100 * own / elapsed, 1), "machine_busy_percent": machine,
+            **({"profile": spied} if spied else {})}
 
 
 async def delivery_open_loop(base: str, pairs: list[tuple[int, int, int]], rate: float,
@@ -149,10 +155,7 @@ async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[s
                     pairs = [(10_000 + i, 20_000 + i, await open_pair(http, base, 10_000 + i, 20_000 + i))
                              for i in range(pairs_count)]
                 databases = [await run_pgbench(url, pairs_count, seconds / 2)]   # and again at the end
-                spy = start_profile(proc.pid, seconds, profile, "send") if profile else None
-                closed = await closed_loop(base, pairs, seconds, proc.pid)
-                if spy is not None:
-                    await asyncio.to_thread(spy.wait, 30)
+                closed = await closed_loop(base, pairs, seconds, proc.pid, profile)
                 half = await delivery_open_loop(base, pairs, closed["messages_per_s"] / 2, seconds)
             finally:
                 proc.terminate()
@@ -166,12 +169,13 @@ async def main(pairs_count: int, seconds: float, profile: Path | None) -> dict[s
     result = {"pairs": pairs_count, "closed_loop": closed, "pgbench": database, "half_max_open_loop": half,
               "socketio_over_pgbench": round(closed["messages_per_s"] / database["messages_per_s"], 3)}
     if profile is not None:
-        raw = profile / "send.raw"
-        top = top_entries(raw) if raw.exists() else []
+        raw, counts = profile / "send.raw", closed.pop("profile", {})
+        top = top_entries(raw) if counts.get("samples") else []
         if top:
-            result["profile"] = {"raw": str(raw), "top": top}
-        else:
-            print("py-spy recorded no samples of the service: no profile", file=sys.stderr)
+            result["profile"] = {"raw": str(raw), **counts, "top": top}
+        elif counts:
+            print(f"py-spy recorded no samples of the busy service ({counts['errors']} errors): no profile",
+                  file=sys.stderr)
     return result
 
 

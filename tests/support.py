@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stack.config import PORT_DEFAULTS
 from sut.auth import encode_token
 from sut.domain import Role
 
@@ -65,6 +66,15 @@ def server_ports(count: int, *, consecutive: int = 1) -> list[int]:
         picked.append(port)
         taken |= block
     return picked
+
+
+def stack_ports(extra: int = 0, *, instances: int = 3) -> tuple[dict[str, str], list[int]]:
+    """A port for every STACK_*_PORT and `extra` more (see server_ports). Each is the first of `instances` free
+    ones, so STACK_SUT_PORT has room for that many instances and no other part's port falls among theirs."""
+    variables = [variable for variable, _default in PORT_DEFAULTS.values()]
+    ports = server_ports(len(variables) + extra, consecutive=instances)
+    named, more = ports[:len(variables)], ports[len(variables):]
+    return dict(zip(variables, map(str, named), strict=True)), more
 
 
 def bindable(port: int) -> bool:

@@ -6,10 +6,14 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from benchmarks import query, send
 from benchmarks.pairs import free_port
+from benchmarks.profile import profiling, top_entries
 
 
 def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_path: Path) -> None:
@@ -25,8 +29,42 @@ def test_the_send_section_acks_delivers_compares_with_pgbench_and_profiles(tmp_p
     assert half["offered_per_s"] == round(closed["messages_per_s"] / 2, 1)
     assert len(result["pgbench"]["runs_messages_per_s"]) == 2 and result["pgbench"]["messages_per_s"] > 0
     assert result["socketio_over_pgbench"] == round(closed["messages_per_s"] / result["pgbench"]["messages_per_s"], 3)
-    assert (tmp_path / "send.raw").stat().st_size > 0
+    assert result["profile"]["samples"] > 0 and (tmp_path / "send.raw").stat().st_size > 0
     assert any("sut/" in entry["function"] or "socketio" in entry["function"] for entry in result["profile"]["top"])
+
+
+def test_profiling_samples_a_busy_process_over_the_block_only(tmp_path: Path) -> None:
+    busy = subprocess.Popen([sys.executable, "-c", "import time\n"
+                             "def spin():\n    while True: sum(range(1000))\nspin()"])
+    try:
+        with profiling(busy.pid, tmp_path, "busy") as counts:
+            assert counts == {}            # filled when the block ends
+            time.sleep(1.0)
+        after_stop = (tmp_path / "busy.raw").stat().st_mtime
+        time.sleep(0.5)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert 30 <= counts["samples"] <= 200   # about 100 a second over the one-second block
+    assert (tmp_path / "busy.raw").stat().st_mtime == after_stop   # py-spy stopped with the block
+    assert top_entries(tmp_path / "busy.raw")[0]["function"].startswith("spin ")
+
+
+def test_profiling_a_process_py_spy_cannot_read_runs_the_block_unprofiled(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    idle = subprocess.Popen(["sleep", "30"])   # not a Python process
+    ran = False
+    try:
+        with profiling(idle.pid, tmp_path, "idle", attach_seconds=20) as counts:
+            ran = True
+    finally:
+        idle.kill()
+        idle.wait()
+    assert ran and counts == {}
+    assert "py-spy did not attach to the service" in capsys.readouterr().err
+    with profiling(os.getpid(), None, "none") as counts:
+        pass
+    assert counts == {}
 
 
 def test_wrk_loads_the_bare_endpoint_with_the_scripted_requests_and_reads_its_cpu(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_stack import stack, stack_ports
-from tests.support import JWT_SECRET
+from tests.integration.test_stack import stack
+from tests.support import JWT_SECRET, stack_ports
 
 pytestmark = pytest.mark.timeout(300)
 

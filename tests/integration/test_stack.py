@@ -36,7 +36,7 @@ from tests.support import (
     db_url,
     free_port,
     new_pair,
-    server_ports,
+    stack_ports,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -61,15 +61,6 @@ def stack_env() -> Iterator[dict[str, str]]:
     finally:
         stack(env, "down")
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def stack_ports(extra: int = 0) -> tuple[dict[str, str], list[int]]:
-    """A port for every STACK_*_PORT and `extra` more, out of the way of outgoing connections. Each is the first
-    of two free ones, so STACK_SUT_PORT has room for the second instance."""
-    variables = [variable for variable, _default in PORT_DEFAULTS.values()]
-    ports = server_ports(len(variables) + extra, consecutive=2)
-    named, more = ports[:len(variables)], ports[len(variables):]
-    return dict(zip(variables, map(str, named), strict=True)), more
 
 
 async def metric(http: aiohttp.ClientSession, url: str, name: str) -> float:

@@ -17,16 +17,15 @@ import pytest
 import yaml
 
 from stack import render
-from stack.config import COMPOSE, PORT_DEFAULTS, ROOT, StackConfig
+from stack.config import COMPOSE, ROOT, StackConfig
 from stack.errors import StackError
-from tests.support import answers, free_port
+from tests.support import answers, free_port, stack_ports
 
 NGINX = "/usr/sbin/nginx"
 
 
 def config(tmp_path: Path, **extra: str) -> StackConfig:
-    env = {"STACK_DIR": str(tmp_path / "stack"), **{var: str(free_port()) for var, _ in PORT_DEFAULTS.values()},
-           "JWT_SECRET": "x" * 40, **extra}
+    env = {"STACK_DIR": str(tmp_path / "stack"), **stack_ports()[0], "JWT_SECRET": "x" * 40, **extra}
     return StackConfig.load(env)
 
 
@@ -175,7 +174,7 @@ def _stack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_taken_port_stops_up_before_anything_starts(tmp_path: Path) -> None:
-    env = {"STACK_DIR": str(tmp_path / "stack"), **{var: str(free_port()) for var, _ in PORT_DEFAULTS.values()}}
+    env = {"STACK_DIR": str(tmp_path / "stack"), **stack_ports()[0]}
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", int(env["STACK_LB_PORT"])))
         taken.listen()
@@ -244,7 +243,7 @@ def test_the_alert_sink_prints_a_line_per_alert_and_refuses_what_is_not_a_notifi
 def test_a_state_folder_the_postgres_user_cannot_enter_is_one_clear_line(tmp_path: Path) -> None:
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
-    env = {"STACK_DIR": str(closed / "stack"), **{var: str(free_port()) for var, _ in PORT_DEFAULTS.values()},
+    env = {"STACK_DIR": str(closed / "stack"), **stack_ports()[0],
            "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/messaging"}
     done = _stack(env, "up", "--no-seed")
     assert done.returncode == 2
