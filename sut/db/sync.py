@@ -11,6 +11,7 @@ the snapshot can only produce ids above everything the snapshot saw.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import asyncpg
@@ -22,6 +23,7 @@ from sut.domain import Invalid, Message, Role
 # larger than any cursor this module issues: one xid (<= 20 digits) per running transaction, and
 # PostgreSQL runs at most max_connections (+ prepared transactions) of them
 MAX_CURSOR_CHARS = 200_000
+_CURSOR = re.compile(r"[0-9]{1,20}(?::[0-9]{1,20}(?:,[0-9]{1,20})*)?")   # what encode() writes
 _COLUMNS = ("m.id, m.conversation_id, m.sender_id, m.kind, m.body, m.image_key, m.booking_id, "
             "m.client_message_id, m.created_at")
 
@@ -43,13 +45,10 @@ class SyncCursor:
             return cls._checked(raw, ())
         if not isinstance(raw, str) or len(raw) > MAX_CURSOR_CHARS:
             raise Invalid("after_id must be 0, a message id or a next_after_id")
+        if _CURSOR.fullmatch(raw) is None:   # int() alone would take "1_000", " 7" and non-ASCII digits
+            raise Invalid("after_id is not a cursor this service issued")
         head, _, tail = raw.partition(":")
-        try:
-            last = int(head)
-            xids = tuple(int(x) for x in tail.split(",")) if tail else ()
-        except ValueError:
-            raise Invalid("after_id is not a cursor this service issued") from None
-        return cls._checked(last, xids)
+        return cls._checked(int(head), tuple(int(x) for x in tail.split(",")) if tail else ())
 
     @classmethod
     def _checked(cls, last: int, xids: tuple[int, ...]) -> SyncCursor:
