@@ -177,8 +177,10 @@ def _cpu(cpu: Any) -> str | None:
         parts.append(f"load generator {cpu['generator_seconds'] / wall:.2f} cores")
     service = cpu.get("service_seconds")
     if isinstance(service, dict):
-        parts += [f"{name} {seconds / wall:.2f} cores" for name, seconds in service.items()
-                  if isinstance(seconds, int | float)]
+        restarted = cpu.get("restarted") or []
+        parts += [f"{name} {seconds / wall:.2f} cores" if isinstance(seconds, int | float)
+                  else f"{name} not known (restarted during the run)" if name in restarted
+                  else f"{name} not known" for name, seconds in service.items()]
     return "; ".join(parts) + f" (over {fmt.duration(wall)})" if parts else None
 
 

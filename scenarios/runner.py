@@ -145,11 +145,13 @@ def _run(args: argparse.Namespace) -> int:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(ended - started, 1e-3)
     generator = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    service = {t: round(_process_cpu(t) - before, 3) for t, before in service_cpu.items()}
+    service = {t: _cpu_over(before, _process_cpu(t)) for t, before in service_cpu.items()}
+    restarted = [t for t, seconds in service.items() if seconds is None]
     cpu: dict[str, Any] = {"wall_seconds": round(wall, 3), "generator_seconds": round(generator, 3),
-                           "service_seconds": service}
+                           "service_seconds": service, **({"restarted": restarted} if restarted else {})}
     print(f"cpu over the run: load generator {generator / wall:.0%} of a core, "
-          + ", ".join(f"service {t} {s / wall:.0%}" for t, s in service.items()))
+          + ", ".join(f"service {t} " + (f"{s / wall:.0%}" if s is not None else "not known (it restarted)")
+                      for t, s in service.items()))
 
     if linger:
         time.sleep(max(linger, _rule_interval(args.prometheus) + 1))  # the alerts see them before the export
@@ -446,10 +448,19 @@ def _build_info(target: str) -> dict[str, str]:
     return dict(found[0].labels) if found else {}
 
 
-def _process_cpu(target: str) -> float:
-    """The service process's CPU seconds so far (its process_cpu_seconds_total)."""
-    found = _samples(target, "process_cpu_seconds_total")
-    return float(found[0].value) if found else 0.0
+def _process_cpu(target: str) -> tuple[float, float] | None:
+    """The service process's CPU seconds so far and its start time (process_cpu_seconds_total,
+    process_start_time_seconds); None if it does not answer."""
+    cpu, start = _samples(target, "process_cpu_seconds_total"), _samples(target, "process_start_time_seconds")
+    return (float(cpu[0].value), float(start[0].value)) if cpu and start else None
+
+
+def _cpu_over(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    """CPU seconds one process spent between two readings; None when they are not of one process: it restarted
+    in between (its counter began again at 0), or did not answer at one end."""
+    if before is None or after is None or before[1] != after[1] or after[0] < before[0]:
+        return None
+    return round(after[0] - before[0], 3)
 
 
 def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[str], instances: list[str],

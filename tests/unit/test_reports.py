@@ -361,3 +361,16 @@ def test_plot_rates_sum_workers_without_aliasing_3s_records_into_5s_bins(tmp_pat
     rates = rate_bins(records_frame(load_run(write_run(tmp_path / "run", slos=[], hist=hist))), "count")
     assert list(rates.index[:3]) == [BIN_SECONDS / 2, BIN_SECONDS * 1.5, BIN_SECONDS * 2.5]
     assert rates["message:send"].tolist() == pytest.approx([20.0] * len(rates))
+
+
+def test_the_run_table_gives_each_instance_its_cpu_and_says_when_an_instance_restarted(tmp_path: Path) -> None:
+    run = full_run(tmp_path / "20261126T101500Z-synthetic")
+    meta = json.loads((run / "meta.json").read_text())
+    meta["instances"] = ["http://127.0.0.1:5240", "http://127.0.0.1:5241"]
+    meta["cpu"] = {"wall_seconds": 100.0, "generator_seconds": 30.0, "restarted": ["http://127.0.0.1:5241"],
+                   "service_seconds": {"http://127.0.0.1:5240": 55.0, "http://127.0.0.1:5241": None}}
+    (run / "meta.json").write_text(json.dumps(meta))
+    build(run)
+    page = (run / "report.html").read_text()
+    assert ("load generator 0.30 cores; http://127.0.0.1:5240 0.55 cores; "
+            "http://127.0.0.1:5241 not known (restarted during the run)") in page

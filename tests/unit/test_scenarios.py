@@ -26,6 +26,7 @@ from scenarios.model import (
     parse_duration,
     scenario_paths,
 )
+from scenarios.runner import _cpu_over
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres", "chaos-redis", "overload", "query-latency",
@@ -380,3 +381,11 @@ def test_cli_run_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFi
         _parser().parse_args(argv)
     assert info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_an_instances_cpu_over_the_run_is_one_processs_or_not_known() -> None:
+    started = 1_795_600_000.0
+    assert _cpu_over((12.5, started), (40.25, started)) == 27.75
+    assert _cpu_over((12.5, started), (3.0, started + 50)) is None    # restarted: its counter began again at 0
+    assert _cpu_over((12.5, started), (90.0, started + 50)) is None   # restarted and ran past the old count
+    assert _cpu_over(None, (3.0, started)) is None and _cpu_over((3.0, started), None) is None   # did not answer
