@@ -20,21 +20,27 @@ COUNTS = re.compile(r"Samples: (\d+) Errors: (\d+)")
 
 
 @contextlib.contextmanager
-def profiling(pid: int, out: Path | None, name: str, attach_seconds: float = 30) -> Iterator[dict[str, int]]:
+def profiling(pid: int, out: Path | None, name: str, attach_seconds: float = 30) -> Iterator[dict[str, Any]]:
     """py-spy records `pid` (100 samples/s, without pausing it) over the with block into OUT/NAME.raw.
 
     The block starts once py-spy has attached (it says so: reading the interpreter's symbols takes up to seconds
     on a loaded machine) and py-spy stops when the block ends, so the samples cover the measured work and nothing
-    else. The yielded dict gets py-spy's counts, {"samples": N, "errors": M}, when the block ends. With `out`
-    None, or py-spy absent or unable to attach (its words on stderr), the block runs unprofiled and the dict
-    stays empty."""
-    counts: dict[str, int] = {}
+    else. When the block ends the yielded dict gets py-spy's counts, {"samples": N, "errors": M}, and with samples
+    also "raw" (the file) and "top" (top_entries). With `out` None, or py-spy absent or unable to attach (its words
+    on stderr), the block runs unprofiled and the dict stays empty."""
+    counts: dict[str, Any] = {}
     spy = _attach(pid, out, name, attach_seconds) if out is not None else None
     try:
         yield counts
     finally:
-        if spy is not None:
+        if spy is not None and out is not None:
             counts.update(_stop(spy))
+            raw = out / f"{name}.raw"
+            if counts.get("samples"):
+                counts.update(raw=str(raw), top=top_entries(raw))
+            elif counts:
+                print(f"py-spy recorded no samples of the busy service ({counts['errors']} errors): no profile",
+                      file=sys.stderr)
 
 
 def _attach(pid: int, out: Path, name: str, seconds: float) -> subprocess.Popen[str] | None:
@@ -74,9 +80,9 @@ def _stop(spy: subprocess.Popen[str]) -> dict[str, int]:
     except subprocess.TimeoutExpired:
         spy.kill()
         said, _ = spy.communicate()
-    found = COUNTS.search(said or "")
+    found = COUNTS.search(said)
     if found is None:
-        print(f"py-spy wrote no profile: {' / '.join(said.split(chr(10))[-3:]).strip()}", file=sys.stderr)
+        print(f"py-spy wrote no profile: {' / '.join(said.splitlines()[-3:]).strip()}", file=sys.stderr)
         return {}
     return {"samples": int(found[1]), "errors": int(found[2])}
 

@@ -33,7 +33,7 @@ import asyncpg
 
 from benchmarks import openloop
 from benchmarks.pairs import ADMIN_URL, cpu_seconds, free_port, pct, start_service, token, wait_answering
-from benchmarks.profile import profiling, top_entries
+from benchmarks.profile import profiling
 from sut.db import migrations
 from sut.domain import Role
 
@@ -207,7 +207,7 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
             for kind in ("inbox", "history"):  # warm the caches and the plans
                 await openloop.http_get(base, reqs[kind], 200, 1)
             rounds: dict[str, list[dict[str, Any]]] = {"inbox": [], "history": [], "bare": [], "bare_orjson": []}
-            counts: dict[str, dict[str, int]] = {}
+            counts: dict[str, dict[str, Any]] = {}
             for round_ in range(2):   # interleaved, so a drift of the machine weighs on all three alike
                 for kind in ("inbox", "history"):
                     with profiling(service.pid, None if round_ else profile, kind) as spied:
@@ -229,8 +229,7 @@ async def main(seconds: float, connections: int, reseed: bool, profile: Path | N
                     proc.terminate()
                     proc.wait(timeout=30)
     floor = peak["bare"]["requests_per_s"]
-    profiles = {kind: top for kind in ("inbox", "history")
-                if profile and counts.get(kind, {}).get("samples") and (top := top_entries(profile / f"{kind}.raw"))}
+    profiles = {kind: spied["top"] for kind, spied in counts.items() if spied.get("top")}
     return {"seeded": PLAN, "connections": connections, "seconds": seconds, "max": peak, "half_max_open_loop": half,
             "inbox_over_bare": round(peak["inbox"]["requests_per_s"] / floor, 3),
             "history_over_bare": round(peak["history"]["requests_per_s"] / floor, 3),

@@ -145,12 +145,14 @@ def _run(args: argparse.Namespace) -> int:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(ended - started, 1e-3)
     generator = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-    service = {t: _cpu_over(before, _process_cpu(t)) for t, before in service_cpu.items()}
-    restarted = [t for t, seconds in service.items() if seconds is None]
+    readings = {t: (before, _process_cpu(t)) for t, before in service_cpu.items()}
+    service = {t: _cpu_over(before, after) for t, (before, after) in readings.items()}
+    restarted = [t for t, (before, after) in readings.items() if before and after and before[1] != after[1]]
     cpu: dict[str, Any] = {"wall_seconds": round(wall, 3), "generator_seconds": round(generator, 3),
                            "service_seconds": service, **({"restarted": restarted} if restarted else {})}
     print(f"cpu over the run: load generator {generator / wall:.0%} of a core, "
-          + ", ".join(f"service {t} " + (f"{s / wall:.0%}" if s is not None else "not known (it restarted)")
+          + ", ".join(f"service {t} " + (f"{s / wall:.0%}" if s is not None else
+                                         "not known (it restarted)" if t in restarted else "not known")
                       for t, s in service.items()))
 
     if linger:
