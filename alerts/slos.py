@@ -87,6 +87,27 @@ def ratio(window: str) -> str:
     return f"slo:sli_error:ratio_rate{window}"
 
 
+WINDOW_SECONDS = {"5m": 300, "30m": 1800, "1h": 3600, "6h": 21600, "3d": 259200}
+
+
+def held_query(slo: str, window: str) -> str:
+    """PromQL: how many seconds of data the SLO's SLI holds over `window`, to the minute: the one-minute steps at
+    which slo:sli_requests:rate5m has a sample, times 60. The recorded series ends with a staleness marker when its
+    inputs go (no load test scraped, say), so gaps do not count; right for any evaluation interval up to a minute.
+    One series, one step a minute: 4,320 steps over 3 days."""
+    return f'count_over_time(slo:sli_requests:rate5m{{slo="{slo}"}}[{window}:1m]) * 60'
+
+
+def held_sentence(slo: str, window: str) -> str:
+    """The burn-rate description's last sentence, only when the long window held less data than it spans (a
+    fresh Prometheus, an SLI that exists only while a load test runs): a template query of `held_query`."""
+    full = WINDOW_SECONDS[window]
+    return (f"{{{{ with query `{held_query(slo, window)}` }}}}{{{{ with first . }}}}{{{{ if lt .Value {full}.0 }}}}"
+            f" The {window} window held only {{{{ humanizeDuration .Value }}}} of data: the ratio covers that, not "
+            f"{window}.{{{{ end }}}}{{{{ end }}}}{{{{ else }}}} The {window} window held less than a minute of data."
+            "{{ end }}")
+
+
 def recording_rules(slo: SLO) -> list[dict[str, Any]]:
     labels = {"slo": slo.name}
     rules: list[dict[str, Any]] = [
@@ -124,7 +145,8 @@ def alert_rules(slo: SLO) -> list[dict[str, Any]]:
                 "description": (
                     f"{{{{ $value | humanizePercentage }}}} of {slo.events} {slo.bad} over the last {tier.long} "
                     f"(and over {tier.short} too): at least {tier.factor:g}x what the {slo.objective:.1%} objective "
-                    f"allows. At this rate the whole 30-day error budget is gone within {tier.exhausts}."),
+                    f"allows. At this rate the whole 30-day error budget is gone within {tier.exhausts}."
+                    + held_sentence(slo.name, tier.long)),
                 "runbook_url": runbook_url(slo.alert),
             },
         })

@@ -37,6 +37,8 @@ def slo_figure(kind: str, value: float | None) -> str:
         return number(value)
     if kind == "recovery":
         return f"{value:.3g} s"
+    if kind == "notification":
+        return f"received at +{value:.0f} s"
     return f"{value:.4g}"
 
 

@@ -15,9 +15,11 @@ from html import escape
 from typing import Any
 
 from reports import fmt
+from reports.alerting import notifications_summary, telling_labels, unnotified
 from reports.hist import FIGURE_KEYS
 from reports.plots import Plot
 from reports.rundata import RunData, gaps
+from reports.service_view import FINDINGS
 
 Cell = str | tuple[str, str]  # text, or (text, css class)
 
@@ -67,6 +69,7 @@ def render_report(summary: dict[str, Any], run: RunData | None, plots: Sequence[
         service_section(run, by_file),
         plots_block([p for p in plots if p.file not in SECTION_PLOTS]),
         alerts_block(run),
+        notifications_block(run),
         prom_block(run),
         "<footer>Figures: <a href='summary.json'>summary.json</a>. Written by <code>python -m reports build"
         "</code>.</footer>",
@@ -293,9 +296,11 @@ SECTION_PLOTS = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "use
                  "schedule_lag.png", "service.png", "capacity.png")
 CAPTIONS = {
     "client_vs_server.png": "The p99 the load generator measured against the p99 the service measured itself "
-                            "(Prometheus, over a 1 min window, interpolated within the service's histogram "
-                            "buckets). Where the client's trailing-minute p99 is above the service's, the "
-                            "difference is spent in the network, nginx and the queue in front of the service.",
+                            "(Prometheus, over the export's rate window, interpolated within the service's "
+                            "histogram buckets), with the band of the bucket the service's p99 falls in: it is "
+                            "known only to within that band. A client p99 inside the band is the buckets' "
+                            "resolution, not a difference; only one above it is time spent in the network, nginx "
+                            "and the queue in front of the service.",
     "delivery_cdf.png": "The share of deliveries (and of message:send acks) at or below a latency, and the share "
                         "slower than it: the tail on a log scale.",
     "users.png": "Users and what they did: all requests per second and the failures per second.",
@@ -354,8 +359,37 @@ def _fit_block(analysis: dict[str, Any]) -> str:
 
 
 def latency_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
-    parts = [requests_block(summary), _images(plots, ("latency.png", "client_vs_server.png"))]
+    parts = [requests_block(summary), _images(plots, ("latency.png", "client_vs_server.png")),
+             client_vs_service_block(summary)]
     return _section("Latency", parts)
+
+
+def client_vs_service_block(summary: dict[str, Any]) -> str:
+    """Each request's client p99 beside the service's over the send window, and what their difference shows."""
+    found = summary.get("client_vs_service")
+    if found is None:
+        return ("<p class='sub'>The service's own p99 over the send window is not known: the run folder has no "
+                "prom/window.json (no Prometheus, or a run exported before it).</p>")
+    entries = found["requests"]
+    if not entries:
+        return ""
+    span, length = found.get("service_seconds"), found["window_seconds"]
+    covered = (" The scrapes inside the window are not known: both over the whole window." if span is None else
+               f" Both over the {span:.0f} s of the {length:.0f} s send window between the service's first and "
+               "last scrape inside it.")
+    rows = []
+    for e in entries:
+        service = e["service"]
+        bucket = f"{fmt.ms(service['lower'])} .. {fmt.ms(service['upper']) if service['upper'] is not None else '∞'}"
+        text = FINDINGS[e["finding"]].format(beyond=f"{fmt.ms(e['beyond'])} ms", why=e.get("why", ""))
+        rows.append([e["request"], fmt.ms(e["client"]["p99"]), fmt.number(e["client"]["count"]),
+                     fmt.ms(service["p99"]), bucket, fmt.number(service["count"]),
+                     (text, "bad" if e["finding"] == "client_below" else "text")])
+    return ("<h3>Client against service, over the send window</h3>\n<p class='sub'>The client's p99 from its "
+            "full-resolution histograms (1 %), the service's from the counters' own difference across the window "
+            f"(Prometheus), known only to within the bucket it falls in.{covered}</p>\n"
+            + table(["request", "client p99 ms", "client count", "service p99 ms", "service bucket ms",
+                     "service count", "the difference"], rows))
 
 
 def delivery_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
@@ -402,10 +436,59 @@ def alerts_block(run: RunData | None) -> str:
     t0 = run.timeline.t0
     rows: list[list[Cell]] = [[_alert_name(a), (str(a.get("state", "")), "text"), (_labels(a.get("labels")), "text"),
                                (_when(a.get("active_at") or a.get("activeAt"), t0), "text"),
-                               (_when(a.get("last_seen"), t0), "text"), (_alert_extra(a), "text")]
+                               (_when(a.get("last_seen"), t0), "text"),
+                               ("; ".join(x for x in (_long_window(a), _alert_extra(a)) if x), "text")]
                               for a in run.alerts]
     return ("<h2>Alerts</h2>\n<p class='sub'>The alerts Prometheus had firing during the run.</p>\n"
             + table(["alert", "state", "labels", "active at", "last seen", "more"], rows))
+
+
+def _long_window(alert: dict[str, Any]) -> str:
+    """An SLO burn-rate alert whose long window held less data than it spans, when it fired."""
+    from scenarios.notifications import long_window_note
+
+    raw = alert.get("labels")
+    labels: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return long_window_note({**labels, "alertname": _alert_name(alert)}, [alert]) or ""
+
+
+def notifications_block(run: RunData | None) -> str:
+    """What the alert sink received (notifications.json), and the fired alerts it received nothing of, with why."""
+    if run is None:
+        return ""
+    found = notifications_summary(run)
+    if found is None:
+        sink = (run.meta or {}).get("alert_sink")
+        if sink:
+            return (f"<h2>Notifications</h2>\n<p class='note warn'>The alert sink at {escape(str(sink))} did not "
+                    "answer after the run: what Alertmanager notified is unknown.</p>")
+        if run.alerts:
+            return ("<h2>Notifications</h2>\n<p class='sub'>Not read: the run had no alert sink (--alert-sink; "
+                    "python -m stack run passes the stack's), so whether the alerts above were notified is "
+                    "unknown.</p>")
+        return ""
+    parts = ["<h2>Notifications</h2>",
+             "<p class='sub'>What Alertmanager sent to the alert sink from the run's start until the runner read it"
+             + (f" (it waited {found['waited']:.0f} s for notifications still due)"
+                if isinstance(found.get("waited"), int | float) and found["waited"] >= 1 else "") + ".</p>"]
+    if found["list"]:
+        shown = telling_labels(found["list"])
+        rows: list[list[Cell]] = [
+            [f"+{n['at']:.0f} s" if n["at"] is not None else fmt.MISSING, (str(n["receiver"]), "text"),
+             (str(n["alertname"]), "text"),
+             (str(n["status"]), "bad" if n["status"] == "firing" else "ok"), (str(n["severity"] or ""), "text"),
+             (", ".join(f"{k}={v}" for k, v in labels.items()), "text"), (n.get("note", ""), "text")]
+            for n, labels in zip(found["list"], shown, strict=True)]
+        parts.append(table(["received (since start)", "receiver", "alert", "status", "severity", "labels", "note"],
+                           rows))
+    else:
+        parts.append("<p>The alert sink received no notification during the run.</p>")
+    missing = unnotified(run)
+    if missing:
+        items = "".join(f"<li><b>{escape(e.labels['alertname'])}</b> ({escape(_labels(e.labels))}): "
+                        f"{escape(why)}</li>" for e, why in missing)
+        parts.append(f"<div class='note warn lacks'><b>Fired without a notification</b><ul>{items}</ul></div>")
+    return "\n".join(parts)
 
 
 def _when(value: Any, t0: float) -> str:
@@ -423,7 +506,8 @@ def prom_block(run: RunData | None) -> str:
 
 
 _CHECKER_PROBLEMS = {"lost", "duplicated", "redelivered", "out_of_order", "send_failed"}
-_ALERT_SHOWN = {"alertname", "state", "labels", "active_at", "activeAt", "last_seen"}
+_ALERT_SHOWN = {"alertname", "state", "labels", "active_at", "activeAt", "last_seen", "long_window",
+                "long_window_held"}
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:

@@ -7,9 +7,11 @@ histograms, rates by summing the workers' mean rate in the bin (so a bin holding
 does not alias). Percentiles are always read from merged histograms, never averaged.
 
 From prom/ (the Prometheus export, see `reports.promdata`): the service-side p99s and the service's CPU, memory,
-database pool, WebSocket connections, event-loop lag and errors per instance. Prometheus' p99s are over a 1 min
-rate window, so they are smoother than the client's 5 s bins; where the client's p99 sits above the service's, the
-gap is the network, nginx and the queueing in front of the service. From locust_stats_history.csv: the users.
+database pool, WebSocket connections, event-loop lag and errors per instance. Prometheus' p99s are over the
+export's rate window (four scrape intervals, prom/export.json), so they are smoother than the client's 5 s bins;
+the client's p99 is drawn over the same trailing window, and the service's with the band of the bucket it falls in
+(`reports.service_view`): a gap inside the band is the histogram's resolution, only one beyond it is the network,
+nginx and the queueing in front of the service. From locust_stats_history.csv: the users.
 
 Time runs in seconds since t0; the warm-up is shaded, stage starts are dotted lines and the end of the sends a
 dashed one. A line never holds more points than the plot has pixels across (MAX_POINTS): longer series are
@@ -38,12 +40,12 @@ from matplotlib.ticker import FuncFormatter, LogFormatter, LogLocator, NullForma
 from reports.hist import PERCENTILES, Histogram, cdf, latency_figures, merge, values
 from reports.promdata import PromSeries, select, users_over_time
 from reports.rundata import Record, RunData, Series
+from reports.service_view import band, edges, rate_window, service_key, window_totals
 
 BIN_SECONDS = 5.0
 BUSIEST_LATENCY = 4  # request names with a latency panel (besides delivery)
 BUSIEST_THROUGHPUT = 8  # request names with a requests/s line
 BUSIEST_REST_SERVER = 3  # REST routes with a client-vs-service panel (besides message:send)
-PROM_WINDOW_SECONDS = 60.0  # the rate window of the exported quantiles (scenarios/runner.py PROM_QUERIES: [1m])
 MAX_POINTS = 1000  # a line's points at most: the plots are 1,000 px wide
 DOTS_UP_TO = 150  # a line of that many points or fewer marks each of them
 SERVICE_JOB = "sut"  # the Prometheus job of the service's instances
@@ -174,8 +176,12 @@ def lag_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | None:
 
 def client_vs_server_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | None:
     """p99 as the load generator saw it against the service's own p99 (Prometheus), for message:send and the
-    busiest REST routes. The client's p99 is drawn twice: per 5 s bin (as latency.png) and over the trailing
-    minute at each of Prometheus' sample times, the window of the service's p99, so those two lines compare."""
+    busiest REST routes. The client's p99 is drawn twice: per 5 s bin (as latency.png) and over the trailing rate
+    window at each of Prometheus' sample times, the window of the service's p99, so those two lines compare. The
+    service's p99 is drawn with the band of the bucket it falls in (from the bucket edges of prom/window.json):
+    it is known only to within that band."""
+    window = rate_window(run)
+    totals = window_totals(run)
     panels = []
     for series, service in _server_matches(run, frame):
         part = frame[frame["label"] == run.label(series)]
@@ -183,19 +189,29 @@ def client_vs_server_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> P
         t, v = _prom_line(run, service, scale=1000.0)
         if client.empty or not np.isfinite(v).any():
             continue
-        trailing = trailing_percentile(list(part["record"]), service.times, PROM_WINDOW_SECONDS, 99)
-        panels.append((run.label(series), client, t, v, _thin(service.times - run.timeline.t0, trailing)))
+        where = service_key(series)
+        lower, upper = band(service.values, edges(totals, where[0]) if where else [])
+        _, lo = _thin(service.times, lower * 1000.0)
+        _, hi = _thin(service.times, upper * 1000.0)
+        trailing = trailing_percentile(list(part["record"]), service.times, window, 99)
+        panels.append((run.label(series), client, t, v, lo, hi, _thin(service.times - run.timeline.t0, trailing)))
     if not panels:
         return None
+    span = f"{window:g} s"
     fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels)), sharex=True, squeeze=False)
-    for ax, (title, client, t, v, (tt, tv)) in zip(axes[:, 0], panels, strict=True):
+    for ax, (title, client, t, v, lo, hi, (tt, tv)) in zip(axes[:, 0], panels, strict=True):
         ax.plot(client["t"], client["p99"], label="client p99, 5 s bins", color="tab:blue", alpha=0.45,
                 linewidth=1, **_dots(len(client)))
-        ax.plot(tt, tv, label="client p99, trailing 1 min", color="tab:blue", linewidth=1.6, **_dots(len(tt)))
-        ax.plot(t, v, label="service p99, trailing 1 min\n(Prometheus)", color="tab:orange", linewidth=1.6,
+        ax.plot(tt, tv, label=f"client p99, trailing {span}", color="tab:blue", linewidth=1.6, **_dots(len(tt)))
+        if np.isfinite(lo).any():
+            top = np.where(np.isinf(hi), np.nanmax(np.where(np.isfinite(hi), hi, lo)) * 2, hi)
+            ax.fill_between(t, lo, top, facecolor="none", edgecolor="tab:orange", hatch="////", linewidth=0,
+                            alpha=0.55, label="the service p99's bucket\n(known only to within it)")
+        ax.plot(t, v, label=f"service p99, trailing {span}\n(Prometheus)", color="tab:orange", linewidth=1.6,
                 **_dots(len(t)))
         _latency_axis(ax, title, run)
-    axes[0, 0].set_title("client above service: network, nginx, queueing", fontsize=7, loc="right", color="0.35")
+    axes[0, 0].set_title("a gap inside the band is the buckets' resolution; client above it: network, nginx, queueing",
+                         fontsize=7, loc="right", color="0.35")
     axes[-1, 0].set_xlabel("seconds since start")
     return _save(fig, out_dir, "client_vs_server.png", "Client-side against service-side p99")
 

@@ -4,7 +4,8 @@ locust_stats_history.csv).
 `load_run` raises `RunDataError` (one line naming the file) when `scenario.yaml` or `timeline.json` is missing
 or unreadable: without them nothing can be evaluated. Missing or empty `hist/` is not an error here: the run
 loads with no series and the summary's verdict is `error`. Optional files (checker.json, meta.json,
-prom/alerts.json, the prom/ matrices, the stats history) load as None when absent or unreadable.
+prom/alerts.json, the prom/ matrices, the stats history, notifications.json) load as None when absent or
+unreadable.
 
 `gaps` names what a run folder lacks, or what made the run partial (aborted, stopped early, Locust failed), each
 with a short key (summary.json's `missing`) and a sentence saying what the report cannot show because of it.
@@ -155,6 +156,7 @@ class RunData:
     prom: PromData | None = None  # the prom/ matrices by query name
     stats_history: pd.DataFrame | None = None  # locust_stats_history.csv
     faults: list[dict[str, Any]] | None = None  # faults.json: the faults injected, as they ran
+    notifications: dict[str, Any] | None = None  # notifications.json: what the alert sink received
 
     @property
     def send_window(self) -> Window:
@@ -220,6 +222,7 @@ def load_run(run_dir: Path) -> RunData:
         prom=read_prom(prom),
         stats_history=read_stats_history(run_dir / STATS_HISTORY_FILE),
         faults=_read_faults(run_dir / "faults.json"),
+        notifications=_read_notifications(run_dir / "notifications.json"),
     )
 
 
@@ -324,6 +327,15 @@ def _read_faults(path: Path) -> list[dict[str, Any]] | None:
     return [f | {"end": f["end"] if isinstance(f.get("end"), dict) else {}} for f in begun]
 
 
+def _read_notifications(path: Path) -> dict[str, Any] | None:
+    """notifications.json (scenarios/notifications.py): its `notifications` a list of objects; None when absent,
+    unreadable or of another shape."""
+    raw = read_json_object(path)
+    if raw is None or not isinstance(raw.get("notifications"), list):
+        return None
+    return raw | {"notifications": [n for n in raw["notifications"] if isinstance(n, dict)]}
+
+
 def _read_json(path: Path) -> Any:
     """A JSON file's content; None when it is missing or unreadable."""
     if not path.is_file():
@@ -352,7 +364,8 @@ def gaps(run: RunData) -> list[Gap]:
 
     Keys: `hist` (no histogram data), `full_run` (aborted, stopped early, fewer stages than planned, Locust
     failed), `prom` (no usable Prometheus export: the alerts are unknown too), `prom/<query>` (one series the
-    report draws of the service is absent), `alerts`, `checker`, `stats_history`, `faults`, `meta`.
+    report draws of the service is absent), `alerts`, `checker`, `stats_history`, `faults`, `notifications` (no
+    notifications.json although the run had an alert sink or the scenario judges a notification), `meta`.
     """
     out: list[Gap] = []
     if not run.has_data:
@@ -371,10 +384,19 @@ def gaps(run: RunData) -> list[Gap]:
     if run.scenario.faults and run.faults is None:
         out.append(Gap("faults", "no faults.json: the scenario's faults were not injected or not recorded (the "
                                  "recovery SLO fails with no value)"))
+    if run.notifications is None and (sink := (run.meta or {}).get("alert_sink") or _judges_notifications(run)):
+        why = (f"the alert sink at {sink} did not answer when the runner read it" if isinstance(sink, str) else
+               "the run had no alert sink (--alert-sink; python -m stack run passes the stack's)")
+        out.append(Gap("notifications", f"no notifications.json: what Alertmanager notified is unknown (notification "
+                                        f"SLOs fail with no value) — {why}"))
     if run.meta is None:
         out.append(Gap("meta", "no meta.json: the machine, the versions, the service instances and Locust's exit "
                                "code are unknown"))
     return out
+
+
+def _judges_notifications(run: RunData) -> bool:
+    return any(slo.kind == "notification" for slo in run.scenario.slos)
 
 
 def _partial_run(run: RunData) -> str | None:

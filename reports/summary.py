@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from reports.alerting import notification_value, notifications_summary
 from reports.capacity import analyse
 from reports.hist import latency_figures, merge, percentile
 from reports.recovery import analyse_faults, recovery_value
 from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, gaps, load_run, rate
+from reports.service_view import compare
 from scenarios.model import DELIVERY as DELIVERY_REQUEST
 from scenarios.model import Slo
 
@@ -63,6 +65,8 @@ def summarize(run: RunData) -> dict[str, Any]:
         "capacity": capacity,
         "capacity_analysis": analyse(run, stages),
         "faults": faults,
+        "notifications": notifications_summary(run),
+        "client_vs_service": compare(run),
         "missing": [gap.key for gap in gaps(run)],
     }
     if not run.has_data:
@@ -98,7 +102,8 @@ def verdict(run: RunData, slos: list[dict[str, Any]], capacity: dict[str, Any] |
 
 
 def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
-    """{"name", "kind", "target", "value", "passed"}; None for a checker or recovery SLO in a stage's scope."""
+    """{"name", "kind", "target", "value", "passed"}; None for a run-wide SLO (checker, recovery, notification)
+    in a stage's scope."""
     value: float | None
     if slo.kind == "latency":
         value = percentile(merge(r.counts for r in records_in(matching(run, slo.request), scope)), slo.percentile)
@@ -120,6 +125,12 @@ def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
             return None
         value, target = recovery_value(scope.faults), slo.max
         passed = value is not None and value <= target
+    elif slo.kind == "notification":
+        if not scope.checker:
+            return None
+        value = notification_value(run, slo.alert, slo.receiver)   # seconds from the run's start
+        return {"name": slo.display_name, "kind": slo.kind, "target": None, "value": value,
+                "passed": value is not None, "margin": None}
     else:
         value, target, passed = throughput(run, slo.request, slo.min_rps, slo.min_ratio, scope)
     return {"name": slo.display_name, "kind": slo.kind, "target": target, "value": value, "passed": passed,

@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="where the run folder is created (default: %(default)s)")
     run.add_argument("--prometheus", default=None, metavar="URL",
                      help="a Prometheus to export the run window's series and alerts from (prom/)")
+    run.add_argument("--alert-sink", default=None, metavar="URL",
+                     help="an alert sink (python -m stack.alertsink) to read the run's notifications from "
+                          "(notifications.json); python -m stack run passes the stack's")
     run.add_argument("--jwt-secret", default=None, metavar="SECRET",
                      help="secret to mint the load users' tokens; default: JWT_SECRET from the environment or "
                           "--env-file")

@@ -298,9 +298,23 @@ class RecoverySlo(_Slo):
         return f"recovery <= {format_duration(self.max)}"
 
 
-Slo = Annotated[LatencySlo | ErrorRatioSlo | CheckerSlo | ThroughputSlo | RecoverySlo, Field(discriminator="kind")]
+class NotificationSlo(_Slo):
+    """The alert sink received a firing notification of `alert` at `receiver` during the run
+    (notifications.json, written when the run had an alert sink: docs/chaos.md)."""
+
+    kind: Literal["notification"]
+    alert: Annotated[str, AfterValidator(_not_blank)]
+    receiver: Annotated[str, AfterValidator(_not_blank)]
+
+    def _default_name(self) -> str:
+        return f"{self.alert} notified to {self.receiver}"
+
+
+Slo = Annotated[LatencySlo | ErrorRatioSlo | CheckerSlo | ThroughputSlo | RecoverySlo | NotificationSlo,
+                Field(discriminator="kind")]
 _SLO_BY_KIND: dict[str, type[_Slo]] = {"latency": LatencySlo, "error_ratio": ErrorRatioSlo, "checker": CheckerSlo,
-                                       "throughput": ThroughputSlo, "recovery": RecoverySlo}
+                                       "throughput": ThroughputSlo, "recovery": RecoverySlo,
+                                       "notification": NotificationSlo}
 
 FAULT_ACTIONS = ("kill-instance", "restart-redis", "stop-postgres")
 
@@ -391,7 +405,7 @@ class Scenario(_Model):
         for index, slo in enumerate(self.slos):
             if slo.stage is None:
                 continue
-            if isinstance(slo, CheckerSlo | RecoverySlo):
+            if isinstance(slo, CheckerSlo | RecoverySlo | NotificationSlo):
                 problems.append((("slos", index, "stage"), f"a {slo.kind} SLO is judged over the whole run"))
             elif slo.stage >= len(self.load.stages):
                 problems.append((("slos", index, "stage"), f"no stage {slo.stage}: the stages are 0.."

@@ -32,33 +32,13 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from scenarios import notifications, promexport
 from scenarios.faults import FaultSchedule
-from scenarios.model import Scenario, ScenarioError, load_scenario, parse_duration
+from scenarios.model import Scenario, ScenarioError, load_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_ABORTED = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
 PROGRESS_EVERY = 5.0
-DEFAULT_PROMETHEUS = "http://127.0.0.1:9090"
-
-# the run window's series exported to prom/ (the service's view next to the load generator's)
-PROM_QUERIES = {
-    "http_requests_rate": "sum by (method, route, status) (rate(http_requests_total[1m]))",
-    "http_p99": "histogram_quantile(0.99, sum by (le, method, route) (rate(http_request_duration_seconds_bucket[1m])))",
-    "socketio_events_rate": "sum by (event, status) (rate(socketio_events_total[1m]))",
-    "socketio_p99": "histogram_quantile(0.99, sum by (le, event) (rate(socketio_event_duration_seconds_bucket[1m])))",
-    "websocket_connections": "sum by (instance) (websocket_connections_active)",
-    "messages_rate": "sum by (type, status) (rate(messages_total[1m]))",
-    "shed_rate": "sum by (transport) (rate(requests_shed_total[1m]))",
-    "db_query_p99": "histogram_quantile(0.99, sum by (le, query) (rate(db_query_duration_seconds_bucket[1m])))",
-    "db_pool": "sum by (instance, state) (db_pool_connections)",
-    "event_loop_lag_p99": "histogram_quantile(0.99, sum by (le, instance) (rate(event_loop_lag_seconds_bucket[1m])))",
-    "process_cpu": "sum by (job, instance) (rate(process_cpu_seconds_total[1m]))",
-    "process_rss": "process_resident_memory_bytes",
-    "loadgen_delivery_p99": 'histogram_quantile(0.99, sum by (le) '
-                            '(rate(loadgen_message_delivery_seconds_bucket{run_id="RUN_ID"}[1m])))',
-    "loadgen_cpu": 'loadgen_cpu_ratio{run_id="RUN_ID"}',
-    "loadgen_users": 'loadgen_users{run_id="RUN_ID"}',
-}
 
 
 class HarnessError(Exception):
@@ -157,7 +137,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if linger:
         time.sleep(max(linger, _rule_interval(args.prometheus) + 1))  # the alerts see them before the export
-    _export_prometheus(args.prometheus, run_id, run_dir, started, time.time())
+    promexport.export(args.prometheus, run_id, run_dir, started, time.time())
+    notifications.collect(getattr(args, "alert_sink", None), promexport.prometheus_base(args.prometheus), run_dir,
+                          started)
     _write_meta(run_dir, run_id, scenario, targets, instances, args, command, started, ended, locust_rc, aborted,
                 cpu)
     if not (run_dir / "timeline.json").exists():
@@ -366,75 +348,23 @@ def _t0(run_dir: Path) -> float:
         return 0.0
 
 
-def _prometheus(url: str | None) -> str:
-    return (url or DEFAULT_PROMETHEUS).rstrip("/")
-
-
-def _prometheus_api(base: str, path: str, timeout: float = 2) -> Any:
-    """GET /api/v1/<path>: the `data` of a successful answer; None when Prometheus does not answer or fails."""
-    try:
-        with urllib.request.urlopen(f"{base}/api/v1/{path}", timeout=timeout) as resp:
-            body = json.loads(resp.read())
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    return body.get("data") if isinstance(body, dict) and body.get("status") == "success" else None
-
-
 def _final_scrape_wait(url: str | None, metrics_port: int) -> float:
     """When a Prometheus scrapes this run's metrics port: one scrape interval and a second, so the master serves
     the checker's final counts (known only at the end) long enough to be scraped and alerted on. 0 otherwise."""
-    data = _prometheus_api(_prometheus(url), "targets?state=active")
-    for target in (data or {}).get("activeTargets", []):
+    for target in promexport.active_targets(promexport.prometheus_base(url)):
         if urllib.parse.urlsplit(target.get("scrapeUrl", "")).port == metrics_port:
-            try:
-                return min(parse_duration(target.get("scrapeInterval", "15s")) + 1, 61.0)
-            except ValueError:  # a composite such as 1m30s
-                return 61.0
+            seconds = promexport.scrape_seconds({"scrapeInterval": "15s", **target})
+            return 61.0 if seconds is None else min(seconds + 1, 61.0)   # None: a composite such as 1m30s
     return 0.0
 
 
 def _rule_interval(url: str | None) -> float:
     """The longest evaluation interval of the Prometheus' rule groups (capped at a minute); 0 if unknown."""
-    groups = (_prometheus_api(_prometheus(url), "rules") or {}).get("groups", [])
+    groups = (promexport.api(promexport.prometheus_base(url), "rules") or {}).get("groups", [])
     return min(max((float(g.get("interval", 0)) for g in groups), default=0.0), 60.0)
 
 
 # --- after the run
-def _export_prometheus(url: str | None, run_id: str, run_dir: Path, start: float, end: float) -> None:
-    base = _prometheus(url)
-    try:
-        with urllib.request.urlopen(f"{base}/-/ready", timeout=2):
-            pass
-    except (OSError, ValueError, http.client.HTTPException):
-        if url:
-            print(f"warning: Prometheus at {base} does not answer; prom/ is not written")
-        return
-    prom = run_dir / "prom"
-    prom.mkdir(exist_ok=True)
-    step = max(5, int((end - start) / 1000) + 1)
-    written = 0
-    for name, query in PROM_QUERIES.items():
-        result = _query_range(base, query.replace("RUN_ID", run_id), start, end, step)
-        if result is not None:
-            (prom / f"{name}.json").write_text(json.dumps(result) + "\n")
-            written += 1
-    alerts = _query_range(base, 'ALERTS{alertstate="firing"}', start, end, step)
-    fired = []
-    for series in (alerts or {}).get("result", []):
-        labels = dict(series.get("metric", {}))
-        values = series.get("values") or [[start]]
-        fired.append({"alertname": labels.pop("alertname", "?"), "state": labels.pop("alertstate", "firing"),
-                      "labels": labels, "active_at": values[0][0], "last_seen": values[-1][0]})
-    (prom / "alerts.json").write_text(json.dumps(fired, indent=1) + "\n")
-    print(f"prometheus: {written} series sets and {len(fired)} fired alerts exported from {base} to {prom}")
-
-
-def _query_range(base: str, query: str, start: float, end: float, step: int) -> dict[str, Any] | None:
-    params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step})
-    data = _prometheus_api(base, f"query_range?{params}", timeout=30)
-    return data if isinstance(data, dict) else None
-
-
 def _samples(target: str, name: str) -> list[Any]:
     """The samples of one metric on the target's /metrics (empty when it does not answer)."""
     try:
@@ -481,7 +411,7 @@ def _write_meta(run_dir: Path, run_id: str, scenario: Scenario, targets: list[st
             "python_version": platform.python_version(),
             "machine": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
             "workers": args.workers, "command": command, "exit_code": locust_rc,
-            "aborted": aborted, "cpu": cpu}
+            "aborted": aborted, "cpu": cpu, "alert_sink": getattr(args, "alert_sink", None)}
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 

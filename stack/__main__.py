@@ -125,6 +125,8 @@ def _run_scenario(config: StackConfig, scenario: str, extra: list[str]) -> int:
                "--fault-command", shlex.join([config.python, "-m", "stack", "fault"])]
     if "prometheus" not in the_plan.skipped:
         command += ["--prometheus", config.url("prometheus")]
+    if "alertmanager" not in the_plan.skipped:   # its webhooks go to the stack's alert sink
+        command += ["--alert-sink", config.url("alert-sink")]
     print("$ python " + " ".join(command[1:] + extra), flush=True)
     code = _wait_for([*command, *extra])
     print_urls(config)

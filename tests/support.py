@@ -204,6 +204,72 @@ class PrometheusServer:
         request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
 
+    def send_alerts_to(self, alertmanager: str) -> None:
+        """Point alerting at an Alertmanager (host:port) and reload: kept by later reloads of the same file."""
+        self.config += f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [{alertmanager!r}]\n"
+        with open(os.path.join(self.workdir, "prometheus.yml"), "w") as out:
+            out.write(self.config)
+        self.reload()
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _end(self._proc)
+
+
+class AlertSinkProcess:
+    """`python -m stack.alertsink` (the local stack's webhook receiver) on a free loopback port."""
+
+    def __init__(self, log_path: str) -> None:
+        self.port = server_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen([sys.executable, "-m", "stack.alertsink", "--port", str(self.port)],
+                                          stdout=log, stderr=subprocess.STDOUT)
+        if not answers(f"{self.url}/", self._proc, within=10, timeout=1, pause=0.05):
+            self.stop()
+            raise RuntimeError(f"the alert sink did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _end(self._proc)
+
+
+class AlertmanagerServer:
+    """The system's Alertmanager with the shipped alerts/alertmanager.yml, its webhooks moved to `sink` (as
+    stack/render.py alertmanager_conf does), on a free loopback port, without clustering, its own storage."""
+
+    def __init__(self, workdir: str, sink: str) -> None:
+        from stack.render import SINK
+
+        self.port = server_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
+        self.workdir = workdir
+        source = (Path(__file__).resolve().parents[1] / "alerts" / "alertmanager.yml").read_text()
+        assert SINK in source
+        self.config = source.replace(SINK, sink.rstrip("/") + "/")
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = os.path.join(self.workdir, "alertmanager.yml")
+        with open(config, "w") as out:
+            out.write(self.config)
+        storage = os.path.join(self.workdir, "alertmanager-data")
+        os.makedirs(storage, exist_ok=True)
+        with open(os.path.join(self.workdir, "alertmanager.log"), "wb") as log:
+            self._proc = subprocess.Popen(
+                ["prometheus-alertmanager", f"--config.file={config}", f"--storage.path={storage}",
+                 f"--web.listen-address={self.address}", "--cluster.listen-address="],
+                stdout=log, stderr=subprocess.STDOUT)
+        if answers(f"{self.url}/-/ready", self._proc, within=30, timeout=1, pause=0.2):
+            return
+        self.stop()
+        raise RuntimeError(f"alertmanager did not start; see {self.workdir}/alertmanager.log")
+
     def stop(self) -> None:
         if self._proc is not None:
             _end(self._proc)

@@ -68,3 +68,27 @@ def test_a_chaos_scenario_loses_and_duplicates_nothing_and_recovers(chaos_stack:
         assert list(fault["unhealthy"]) == [f"http://127.0.0.1:{second}"], fault
     status = stack(chaos_stack, "status")
     assert status.returncode == 0, status.stdout    # every process of the stack is back
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_postgres_outage_long_enough_for_its_alert_pages_while_it_lasts(chaos_stack: dict[str, str],
+                                                                         tmp_path: Path) -> None:
+    """chaos-postgres-page at full length: PostgresDown fires (for: 1m) and its page reaches the stack's alert
+    sink before PostgreSQL is back; the run folder's notifications.json holds it and the verdict judges it."""
+    done = stack(chaos_stack, "run", "chaos-postgres-page", "--", "--no-seed", "--run-dir-root", str(tmp_path),
+                 timeout=800)
+    out = done.stdout + done.stderr
+    [run_dir] = tmp_path.iterdir()
+    summary: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())
+    assert done.returncode == 0 and summary["verdict"] == "pass", out[-3000:]
+    [fault] = summary["faults"]
+    [page] = [s for s in summary["slos"] if s["kind"] == "notification"]
+    assert page["passed"] and fault["applied"], (page, fault)
+    # after PostgresDown's minute and the pager's group_wait, and before the database was back
+    assert fault["start"] + 60 < page["value"] < fault["start"] + 100, (page, fault)
+    notifications = json.loads((run_dir / "notifications.json").read_text())["notifications"]
+    assert any(n["alertname"] == "PostgresDown" and n["receiver"] == "pager" and n["status"] == "firing"
+               for n in notifications), notifications
+    assert summary["notifications"]["by_receiver"]["pager"]["firing"] >= 1
+    assert "<h2>Notifications</h2>" in (run_dir / "report.html").read_text()

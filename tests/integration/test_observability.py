@@ -23,6 +23,10 @@ from typing import Any
 
 import pytest
 
+from reports.promdata import read_matrix
+from reports.rundata import load_run
+from reports.service_view import bucket_quantile, histograms, window_totals
+from scenarios.notifications import collect, expectations
 from scenarios.runner import _final_scrape_wait
 from sut.settings import Settings
 from tests.conftest import BUCKET
@@ -39,6 +43,8 @@ from tests.observability import (
 )
 from tests.support import (
     REDIS_URL,
+    AlertmanagerServer,
+    AlertSinkProcess,
     Exporter,
     MotoServer,
     PrometheusServer,
@@ -107,6 +113,13 @@ def _snapshot_while_running(prometheus: PrometheusServer, out: dict[str, Any], s
             out["targets"] = targets  # a target down: kept, unless a later snapshot has them all up
 
 
+def _scraped(prometheus: PrometheusServer, instances: int, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while len(prometheus.api("query", query='up{job="sut"} == 1')["result"]) < instances:
+        assert time.monotonic() < deadline, "Prometheus did not scrape the instances"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def stack(database_url: str, s3_server: MotoServer, base_settings: Settings,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -138,6 +151,7 @@ def stack(database_url: str, s3_server: MotoServer, base_settings: Settings,
         for name, exporter in exporters.items():
             exporter.start(str(work / f"{name}-exporter.log"))
         prometheus.start()
+        _scraped(prometheus, len(instances))    # the service's totals then span the send window
         watcher = threading.Thread(target=_snapshot_while_running, args=(prometheus, stack.during, stop))
         watcher.start()
         stack.start = time.time()
@@ -195,6 +209,60 @@ def test_the_runner_keeps_the_master_up_one_scrape_interval_more(stack: Stack) -
     assert _final_scrape_wait(stack.prometheus.url, stack.metrics_port) == SCRAPE_INTERVAL_S + 1
     assert _final_scrape_wait(stack.prometheus.url, free_port()) == 0   # a port Prometheus does not scrape
     assert _final_scrape_wait("http://127.0.0.1:1", stack.metrics_port) == 0   # no Prometheus
+
+
+def test_the_export_takes_its_rate_window_from_the_scrape_interval(stack: Stack) -> None:
+    """Four scrape intervals, as Grafana's $__rate_interval: a 1 min window on a 30 s run mixed the idle time
+    before the run into every point of the service's CPU and rates."""
+    [run] = list(stack.runs.iterdir())
+    facts = json.loads((run / "prom" / "export.json").read_text())
+    assert facts["scrape_interval"] == SCRAPE_INTERVAL_S and facts["step"] == SCRAPE_INTERVAL_S
+    assert facts["rate_window"] == 4 * SCRAPE_INTERVAL_S < facts["end"] - facts["start"]
+    cpu = read_matrix(run / "prom" / "process_cpu.json")
+    assert cpu and {s.labels.get("job") for s in cpu} >= {"sut"}
+
+
+def test_the_send_window_totals_are_the_counters_own_difference(stack: Stack) -> None:
+    """window.json: every total answered, each instance's two samples a send window apart (to a scrape), the
+    acks' buckets adding up to the events counted, and the quantile the report reads from them the one
+    Prometheus' histogram_quantile gives."""
+    [run] = list(stack.runs.iterdir())
+    totals = json.loads((run / "prom" / "window.json").read_text())
+    length = totals["end"] - totals["start"]
+    assert all(entry["result"] is not None for entry in totals["queries"].values()), totals["queries"]
+    samples = [float(s["value"][1]) for s in totals["queries"]["samples"]["result"]]
+    last = [float(s["value"][1]) for s in totals["queries"]["last_sample"]["result"]]
+    assert len(samples) == len(last) == 2, totals["queries"]
+    assert all(totals["end"] - SCRAPE_INTERVAL_S - 1 <= t <= totals["end"] for t in last), (last, totals["end"])
+    assert all(length / SCRAPE_INTERVAL_S - 1 <= n <= length / SCRAPE_INTERVAL_S + 1 for n in samples), samples
+    acks = {s["metric"]["le"]: float(s["value"][1]) for s in totals["queries"]["socketio_buckets"]["result"]
+            if s["metric"]["event"] == "message:send"}
+    events = sum(float(s["value"][1]) for s in totals["queries"]["socketio_events"]["result"]
+                 if s["metric"]["event"] == "message:send")
+    assert acks["+Inf"] == events > 100
+    query = totals["queries"]["http_buckets"]["query"]
+    answer = stack.prometheus.api("query", query=f"histogram_quantile(0.99, {query})", time=totals["end"])
+    theirs: dict[tuple[str, ...], float] = {
+        (s["metric"]["method"], s["metric"]["route"]): float(s["value"][1]) for s in answer["result"]
+        if math.isfinite(float(s["value"][1]))}
+    loaded = load_run(run)
+    ours = {key: q.value for key, pairs in histograms(window_totals(loaded) or {}, "http").items()
+            if (q := bucket_quantile(0.99, pairs)) is not None}
+    assert theirs and ours.keys() == theirs.keys()
+    assert all(math.isclose(ours[k], theirs[k], rel_tol=1e-9) for k in ours), (ours, theirs)
+
+
+def test_no_request_shows_the_service_slower_than_its_client_beyond_the_bucket(stack: Stack) -> None:
+    [run] = list(stack.runs.iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    compared = summary["client_vs_service"]
+    assert compared["window_seconds"] - 2 * SCRAPE_INTERVAL_S <= compared["service_seconds"] <= \
+        compared["window_seconds"], compared
+    entries = compared["requests"]
+    assert {e["request"] for e in entries} >= {"message:send"}, entries
+    assert [e for e in entries if e["finding"] == "client_below"] == []
+    send = next(e for e in entries if e["request"] == "message:send")
+    assert send["finding"] in ("inside", "client_above"), send          # the same sends, counted by both
 
 
 def _has_data(result: dict[str, Any]) -> bool:
@@ -270,18 +338,57 @@ def _api_errors(url: str, seconds: float, stop: threading.Event) -> None:
         time.sleep(0.05)
 
 
+@dataclass
+class AlertPath:
+    sink: str
+    alertmanager: AlertmanagerServer
+    work: Path
+
+
+@pytest.fixture(scope="module")
+def alert_path(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertPath]:
+    """The system's Alertmanager with the shipped alerts/alertmanager.yml, its webhooks sent to the stack's alert
+    sink, and the test Prometheus' alerting pointed at it."""
+    work = tmp_path_factory.mktemp("alert-path")
+    sink = AlertSinkProcess(str(work / "alert-sink.log"))
+    alertmanager = AlertmanagerServer(str(work), sink.url)
+    try:
+        sink.start()
+        alertmanager.start()
+        stack.prometheus.send_alerts_to(alertmanager.address)
+        yield AlertPath(sink.url, alertmanager, work)
+    finally:
+        _stop_all([alertmanager, sink])
+
+
+def _export_alerts(prometheus: PrometheusServer, run_dir: Path, start: float) -> None:
+    """prom/alerts.json as the runner exports it: the ALERTS Prometheus had firing since `start`."""
+    answer = prometheus.api("query_range", query='ALERTS{alertstate="firing"}', start=start, end=time.time(),
+                            step=SCRAPE_INTERVAL_S)
+    fired = []
+    for series in answer["result"]:
+        labels = dict(series["metric"])
+        fired.append({"alertname": labels.pop("alertname"), "state": labels.pop("alertstate"), "labels": labels,
+                      "active_at": series["values"][0][0], "last_seen": series["values"][-1][0]})
+    (run_dir / "prom").mkdir(parents=True)
+    (run_dir / "prom" / "alerts.json").write_text(json.dumps(fired))
+
+
 def _active(prometheus: PrometheusServer) -> set[tuple[str, str]]:
     return {(a["labels"]["alertname"], a["state"]) for a in prometheus.api("alerts")["alerts"]}
 
 
 @pytest.mark.timeout(240)
-def test_injected_faults_fire_the_matching_alerts(stack: Stack) -> None:
+def test_injected_faults_fire_the_matching_alerts(stack: Stack, alert_path: AlertPath) -> None:
+    """... and Alertmanager notifies them to the sink, where the runner's reader collects them (waiting for those
+    still in their route's group_wait) while the faults last."""
     expected = {"TargetDown", "PostgresDown", "HighErrorRate", "HTTPAvailabilityBudgetBurn"}
     before = {name for name, _ in _active(stack.prometheus)}
     assert not before & expected, f"before any fault: {sorted(before)}"
     _shorten_for(stack.rules)
     stack.prometheus.reload()
     survivor, victim = stack.instances
+    faulted = time.time()
     victim.kill9()
     stack.proxy.cut()
     stop = threading.Event()
@@ -293,6 +400,9 @@ def test_injected_faults_fire_the_matching_alerts(stack: Stack) -> None:
         while time.monotonic() < deadline and not expected <= {a for a, state in seen if state == "firing"}:
             time.sleep(SCRAPE_INTERVAL_S)
             seen |= _active(stack.prometheus)
+        run_dir = alert_path.work / "run"
+        _export_alerts(stack.prometheus, run_dir, faulted)
+        notified = collect(alert_path.sink, stack.prometheus.url, run_dir, faulted)
     finally:
         stop.set()
         traffic.join()
@@ -300,3 +410,21 @@ def test_injected_faults_fire_the_matching_alerts(stack: Stack) -> None:
     firing = {a for a, state in seen if state == "firing"}
     assert expected <= firing, f"seen: {sorted(seen)}"
     assert ("ServiceDown", "firing") not in seen  # one of the two instances is still up
+    assert notified is not None
+    got = {(n["alertname"], n["receiver"], n["status"]) for n in notified["notifications"]}
+    # PostgresDown is critical: the pager; TargetDown a warning: tickets (alerts/alertmanager.yml)
+    assert {("PostgresDown", "pager", "firing"), ("TargetDown", "tickets", "firing")} <= got, got
+    [down] = [n for n in notified["notifications"] if n["alertname"] == "TargetDown"]
+    assert down["labels"]["instance"] == victim.url.removeprefix("http://") and down["groupKey"]
+    assert all(n["received"] >= faulted for n in notified["notifications"])
+    # everything routed to someone and not inhibited was notified: the reader stopped waiting once it had come
+    exported = json.loads((run_dir / "prom" / "alerts.json").read_text())
+    due = expectations(exported, notified["notifications"])
+    assert [e.labels for e in due if e.due and not e.notified] == []
+    assert [e.labels["long"] for e in due if e.inhibited] == ["3d"]    # the ticket tier, muted by the page
+    # the burn-rate page fired on the few minutes this Prometheus has recorded: the alert and the export say so
+    burns = [n for n in notified["notifications"] if n["alertname"] == "HTTPAvailabilityBudgetBurn"]
+    assert burns and all(n["receiver"] == "pager" for n in burns), got
+    assert all("window held" in n["annotations"]["description"] for n in burns), burns
+    held = [a["long_window_held"] for a in exported if a["alertname"] == "HTTPAvailabilityBudgetBurn"]
+    assert held and all(0 <= h < 3600 for h in held), exported

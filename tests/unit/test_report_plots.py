@@ -20,7 +20,7 @@ from reports.hist import cdf, merge, percentile
 from reports.plots import MAX_POINTS, PLOT_FILES, _cdf_points, _server_matches, records_frame, trailing_percentile
 from reports.promdata import read_matrix, read_prom, read_stats_history, users_over_time
 from reports.rundata import gaps, load_run
-from scenarios.runner import PROM_QUERIES
+from scenarios.promexport import PROM_QUERIES
 from tests.unit.test_reports import (
     DELIVERY,
     HDR_PRECISION,

@@ -29,8 +29,8 @@ from scenarios.model import (
 from scenarios.runner import _cpu_over
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres", "chaos-redis", "overload", "query-latency",
-           "smoke", "soak", "spike", "ws-throughput"]
+SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres-page", "chaos-postgres", "chaos-redis", "overload",
+           "query-latency", "smoke", "soak", "spike", "ws-throughput"]
 
 BASE: dict[str, Any] = {
     "name": "demo",
@@ -80,6 +80,22 @@ def test_every_shipped_scenario_validates(name: str) -> None:
     for slo in scenario.slos:
         request = getattr(slo, "request", None)
         assert request is None or request in KNOWN_REQUESTS, f"{name}: unknown request name {request!r}"
+
+
+def test_the_page_scenarios_outage_outlasts_postgresdowns_path_to_the_pager() -> None:
+    """PostgresDown's `for:`, a scrape and an evaluation (5 s each on the stack) and the pager route's group_wait
+    all fit in the outage, so the page goes out while the database is still down."""
+    from alerts import routing
+    from tests.observability import alerts
+
+    scenario = load_scenario("chaos-postgres-page")
+    [fault] = scenario.faults
+    [rule] = [a for a in alerts() if a["alert"] == "PostgresDown"]
+    [route] = routing.load().routes({"alertname": "PostgresDown", **rule["labels"]})
+    assert fault.action == "stop-postgres" and route.receiver == "pager"
+    assert fault.duration >= routing.seconds(rule["for"]) + 5 + 5 + route.group_wait + 15
+    assert [(slo.kind, getattr(slo, "alert", None), getattr(slo, "receiver", None)) for slo in scenario.slos
+            if slo.kind == "notification"] == [("notification", "PostgresDown", "pager")]
 
 
 def test_shipped_scenarios_say_what_the_brief_asks() -> None:
