@@ -13,7 +13,7 @@ from aiobotocore.session import get_session
 from aiohttp import web
 
 from sut import __version__, jsonfast, keys, metrics, middlewares, retention, siopacket
-from sut.admission import Admission
+from sut.admission import Admission, ConnectBucket
 from sut.cache import ConversationCache
 from sut.db.pool import create_pool
 from sut.fanout import RedisManager
@@ -32,11 +32,13 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.shed,
+        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.admit_connects, middlewares.shed,
                      middlewares.authenticate],
     )
     app[keys.SETTINGS] = settings
     app[middlewares.ADMISSION] = Admission(settings.max_in_flight)
+    app[middlewares.CONNECT_BUCKET] = ConnectBucket(settings.connect_admission_per_second,
+                                                    settings.connect_admission_burst)
     app[ops.OPENAPI] = document()
     app.add_routes(ops.routes)
     app.add_routes(http.routes)

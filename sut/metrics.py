@@ -58,8 +58,11 @@ REDIS_ERRORS = Counter("redis_errors_total", "Redis operations that failed", ["o
 S3_REQUESTS = Counter("s3_requests_total", "S3 requests", ["operation", "status"])
 EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer", buckets=LAG_BUCKETS)
 SHED = Counter("requests_shed_total", "Requests and socket.io events refused at once because the instance held as "
-               "many as MAX_IN_FLIGHT, or connections refused past MAX_CONNECTIONS", ["transport"])
+               "many as MAX_IN_FLIGHT, or connections refused past MAX_CONNECTIONS or the connect rate "
+               "(CONNECT_ADMISSION_PER_SECOND)", ["transport"])
 IN_FLIGHT = Gauge("requests_in_flight", "REST requests and socket.io events being handled on this instance")
+FD_LIMIT = Gauge("fd_limit", "The process's open-file limit (RLIMIT_NOFILE): soft (what it may open, raised to hard "
+                 "at start) and hard", ["kind"])
 BUILD_INFO = Gauge("build_info", "Always 1; the service's version and commit", ["version", "commit"])
 
 MESSAGE_TYPES = ("text", "image")

@@ -15,7 +15,7 @@ import asyncpg
 from aiohttp import web
 
 from sut import keys, logs, metrics
-from sut.admission import RETRY_AFTER, Admission
+from sut.admission import RETRY_AFTER, Admission, ConnectBucket
 from sut.auth import AuthError, bearer, decode_token
 from sut.domain import DomainError, Principal
 from sut.handlers.errors import ApiError, error_response, from_domain, from_http_exception
@@ -33,6 +33,7 @@ SOCKETIO_PREFIX = "/socket.io"
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission", Admission)
+CONNECT_BUCKET: web.AppKey[ConnectBucket] = web.AppKey("connect_bucket", ConnectBucket)
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -145,6 +146,22 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         errlog.exception("unhandled error", extra={"path": logged_path(request)})
         return error_response(500, "internal", "internal error")
+
+
+@web.middleware
+async def admit_connects(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A new socket.io connection (an engine.io handshake: no `sid` yet) past the instance's connect rate gets 503 +
+    Retry-After at once; the sessions it holds are never refused here."""
+    if not request.path.startswith(SOCKETIO_PREFIX) or "sid" in request.query:
+        return await handler(request)
+    wait = request.app[CONNECT_BUCKET].take()
+    if wait:
+        metrics.SIO_CONNECTS.labels("refused").inc()
+        metrics.SHED.labels("connect").inc()
+        seconds = ConnectBucket.retry_after(wait)
+        return error_response(503, "overloaded", "this instance admits no more new connections this second; "
+                                                 "retry later", {"Retry-After": str(seconds)})
+    return await handler(request)
 
 
 @web.middleware

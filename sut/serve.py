@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import resource
 
 from aiohttp import web
 
-from sut import logs
+from sut import logs, metrics
 from sut.app import create_app
 from sut.settings import Settings
 
@@ -31,11 +32,28 @@ async def _freeze_heap(app: web.Application) -> None:
     gc.freeze()
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Every connection is a file: the soft open-file limit (often 1,024) goes up to the hard one, and both are
+    exported as fd_limit. Returns (soft, hard) as they are now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:   # RLIM_INFINITY as hard on some systems: keep what we have
+            logging.getLogger("sut").warning("cannot raise the open-file limit", extra={"error": str(exc)})
+    metrics.FD_LIMIT.labels("soft").set(soft)
+    metrics.FD_LIMIT.labels("hard").set(hard)
+    return soft, hard
+
+
 def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     logs.configure(settings.log_level)
     log = logging.getLogger("sut")
     host, port = host or settings.host, port or settings.port
-    log.info("starting", extra={"host": host, "port": port, "settings": repr(settings)})
+    soft, hard = raise_fd_limit()
+    log.info("starting", extra={"host": host, "port": port, "open_files": soft, "open_files_hard": hard,
+                                "settings": repr(settings)})
     # run_app handles SIGINT/SIGTERM: stop accepting, let in-flight requests finish, then run cleanup
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)

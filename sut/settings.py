@@ -56,6 +56,8 @@ class Settings:
     typing_burst: int = 5
     connect_rate_per_second: float = 1.0
     connect_burst: int = 10
+    connect_admission_per_second: float = 1000.0
+    connect_admission_burst: int = 500
     shutdown_grace_seconds: float = 5.0
     max_in_flight: int = 128
     max_connections: int = 20_000
@@ -124,6 +126,9 @@ class Settings:
             typing_burst=_int(env, "TYPING_BURST", d.typing_burst, 0),
             connect_rate_per_second=_float(env, "CONNECT_RATE_PER_SECOND", d.connect_rate_per_second, 0),
             connect_burst=_int(env, "CONNECT_BURST", d.connect_burst, 0),
+            connect_admission_per_second=_float(env, "CONNECT_ADMISSION_PER_SECOND",
+                                                d.connect_admission_per_second, 0),
+            connect_admission_burst=_int(env, "CONNECT_ADMISSION_BURST", d.connect_admission_burst, 0),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds, 0),
             max_in_flight=_int(env, "MAX_IN_FLIGHT", d.max_in_flight, 0),
             max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, 0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -82,7 +83,8 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float = 20) -> 
 @pytest.fixture
 def served(database_url: str, s3_server: MotoServer,
            base_settings: Settings) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A `serve` process on a free port; base_settings has created the upload bucket."""
+    """A `serve` process on a free port, started with a soft open-file limit of 512; base_settings has created the
+    upload bucket."""
     port = server_port()
     env = service_env(
         DATABASE_URL=database_url, REDIS_URL=REDIS_URL, JWT_SECRET=JWT_SECRET, AWS_S3_BUCKET=BUCKET,
@@ -90,8 +92,10 @@ def served(database_url: str, s3_server: MotoServer,
         REDIS_KEY_PREFIX=f"chat-test:{uuid.uuid4().hex[:8]}:", RETENTION_DAYS="0", LOG_LEVEL="INFO",
         SOCKETIO_CHANNEL=f"sio-test-{uuid.uuid4().hex}",
     )
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     proc = subprocess.Popen([sys.executable, "-m", "sut", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard)))
     yield f"http://127.0.0.1:{port}", proc
     if proc.poll() is None:
         proc.kill()
@@ -105,6 +109,11 @@ def test_serve_answers_health_logs_json_and_stops_on_sigterm(served: tuple[str, 
     request = urllib.request.Request(f"{base}/health", headers={"X-Correlation-Id": cid})
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert resp.status == 200 and resp.headers["X-Correlation-Id"] == cid
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+        exposition = resp.read().decode()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert f'fd_limit{{kind="soft"}} {float(hard)}' in exposition, "the soft limit was not raised to the hard one"
+    assert f'fd_limit{{kind="hard"}} {float(hard)}' in exposition
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=15)
@@ -115,5 +124,6 @@ def test_serve_answers_health_logs_json_and_stops_on_sigterm(served: tuple[str, 
     assert [(e["msg"], e["route"], e["status"]) for e in ours] == [("request", "/health", 200)]
     assert all(e.get("correlation_id") for e in entries if e["msg"] == "request")
     assert entries[0]["msg"] == "starting" and entries[-1]["msg"] == "stopped"
+    assert (entries[0]["open_files"], entries[0]["open_files_hard"]) == (hard, hard)   # raised from 512
     assert JWT_SECRET not in stdout + stderr
     assert "Traceback" not in stderr

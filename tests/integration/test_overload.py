@@ -125,3 +125,43 @@ async def test_connections_past_the_cap_are_refused_as_overloaded(small: TestCli
         for chat in (*holders, extra):
             if chat.sio.connected:
                 await chat.close()
+
+
+@pytest.fixture
+async def slow_door(aiohttp_client: AiohttpClient, settings: Settings) -> TestClient:  # type: ignore[type-arg]
+    """An instance admitting a new connection every 2 s, 3 at once."""
+    door = dataclasses.replace(settings, connect_admission_per_second=0.5, connect_admission_burst=3)
+    return await aiohttp_client(create_app(door))
+
+
+async def test_new_connections_past_the_connect_rate_get_503_and_retry_after_and_held_ones_go_on(
+        slow_door: TestClient) -> None:  # type: ignore[type-arg]
+    url = str(slow_door.server.make_url("/"))
+    held = ChatClient(url, new_pair().customer, "customer")
+    await held.connect()               # takes one of the 3
+    shed_before = shed_connects(await (await slow_door.get("/metrics")).text())
+    handshakes = [await slow_door.get("/socket.io/", params={"EIO": "4", "transport": "polling"})
+                  for _ in range(6)]
+    statuses = [r.status for r in handshakes]
+    assert statuses[:2] == [200, 200] and set(statuses[2:]) == {503}, statuses
+    refused = handshakes[-1]
+    assert refused.headers["Retry-After"] == "2"
+    assert (await refused.json())["error"]["code"] == "overloaded"
+    try:
+        pair = new_pair()
+        conversation_id = await conversation(slow_door, pair.customer, pair.artist)
+        ack = await held.sio.call("sync", {"after_id": 0, "limit": 10}, timeout=5)   # the held session goes on
+        assert ack["ok"], ack
+        assert shed_connects(await (await slow_door.get("/metrics")).text()) - shed_before == 4
+        await asyncio.sleep(2.1)       # a token is due again 2 s later
+        later = ChatClient(url, pair.customer, "customer")
+        await later.connect()
+        assert later.sio.connected and conversation_id
+        await later.close()
+    finally:
+        await held.close()
+
+
+def shed_connects(exposition: str) -> float:
+    line = next(x for x in exposition.splitlines() if x.startswith('requests_shed_total{transport="connect"}'))
+    return float(line.split()[-1])

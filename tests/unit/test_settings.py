@@ -126,3 +126,17 @@ def test_repr_hides_passwords_in_urls() -> None:
 ])
 def test_repr_hides_passwords_given_as_query_parameters_too(url: str, shown: str) -> None:
     assert f"database_url={shown!r}" in repr(Settings(database_url=url))
+
+
+def test_the_connect_bucket_admits_its_burst_then_its_rate_and_says_how_long_to_wait() -> None:
+    from sut.admission import ConnectBucket
+
+    bucket = ConnectBucket(rate=10.0, burst=3, stamp=100.0)
+    assert [bucket.take(100.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = bucket.take(100.0)
+    assert wait == pytest.approx(0.1) and ConnectBucket.retry_after(wait) == 1
+    assert bucket.take(100.05) == pytest.approx(0.05)   # half a token came back: nothing taken
+    assert bucket.take(100.11) == 0.0
+    assert bucket.take(200.0) == 0.0 and bucket.tokens == pytest.approx(2.0)   # refilled to the burst, not beyond
+    assert ConnectBucket(rate=0.0, burst=0).take() == 0.0   # a zero rate admits everything
+    assert ConnectBucket.retry_after(2.01) == 3
