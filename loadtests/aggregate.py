@@ -7,8 +7,9 @@ runs like any Prometheus histogram), and serves, on :9646 while the run lasts, t
 every one labelled `run_id`: loadgen_users, loadgen_requests_total, loadgen_request_failures_total,
 loadgen_request_duration_seconds, loadgen_message_delivery_seconds, loadgen_schedule_lag_seconds,
 the checker's loadgen_messages_lost_total, loadgen_messages_duplicated_total, loadgen_messages_out_of_order_total,
-loadgen_messages_redelivered_total, loadgen_messages_acked_total, loadgen_messages_delivered_total, and
-loadgen_cpu_ratio.
+loadgen_messages_redelivered_total, loadgen_messages_acked_total, loadgen_messages_delivered_total,
+loadgen_cpu_ratio, and per worker process the socket.io connections it holds (loadgen_connections) and its resident
+memory (loadgen_resident_memory_bytes). Those two go to `generator.jsonl` too, one line per report.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Aggregate(Collector):
         self._files: dict[str, IO[str]] = {}
         self._records: list[tuple[float, str, str, int, int, str]] = []   # (mid, method, name, count, failures, hdr)
         self._index: dict[str, dict[str, str]] = {}
+        self._process: dict[str, dict[str, Any]] = {}
+        self._process_log: IO[str] | None = None
 
     # --- what workers send
     def add_report(self, client_id: str, data: dict[str, Any]) -> None:
@@ -76,6 +79,20 @@ class Aggregate(Collector):
             self._finalized[client_id] = int(data["finalized"])
         if "started" in data:
             self._started[client_id] = int(data["started"])
+        if isinstance(data.get("process"), dict):
+            self._add_process(client_id, data["process"])
+
+    def _add_process(self, client_id: str, process: dict[str, Any]) -> None:
+        self._process[client_id] = process
+        if self.run_dir is None:
+            return
+        if self._process_log is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._process_log = (self.run_dir / "generator.jsonl").open("a", encoding="utf-8")
+        line = {"worker": client_id, "at": process.get("at"), "connections": process.get("connections"),
+                "rss_bytes": process.get("rss_bytes")}
+        self._process_log.write(json.dumps(line, separators=(",", ":")) + "\n")
+        self._process_log.flush()
 
     def _add_interval(self, record: dict[str, Any]) -> None:
         key = (record["method"], record["name"])
@@ -122,6 +139,9 @@ class Aggregate(Collector):
         for out in self._files.values():
             out.close()
         self._files.clear()
+        if self._process_log is not None:
+            self._process_log.close()
+            self._process_log = None
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             totals: dict[str, int] = {**self.checker_totals(), "unfinished_pairs": self.unfinished()}
@@ -167,3 +187,12 @@ class Aggregate(Collector):
         for worker, ratio in sorted(self._cpu().items()):
             cpu.add_metric([rid, worker], ratio)
         yield cpu
+        connections = GaugeMetricFamily("loadgen_connections", "socket.io connections each generator process holds",
+                                        labels=["run_id", "worker"])
+        memory = GaugeMetricFamily("loadgen_resident_memory_bytes", "Resident memory of each generator process",
+                                   labels=["run_id", "worker"])
+        for worker, process in sorted(self._process.items()):
+            connections.add_metric([rid, worker], float(process.get("connections") or 0))
+            memory.add_metric([rid, worker], float(process.get("rss_bytes") or 0))
+        yield connections
+        yield memory

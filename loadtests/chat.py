@@ -7,8 +7,11 @@ a slow service makes acks late, never sends fewer. How late each send ran agains
 Per send: `message:send` ack latency at the sender; at the receiver, `message:new` delivery latency from the
 send timestamp carried in the payload (same process clock), and the delivery checker's bookkeeping. After the
 last send and the grace period both ends `sync` from their cursor and the checker declares what is still missing
-lost. A dropped connection reconnects (once a second at most) and catches up with `sync`, as a real client does,
-and so does a side told `server:resync` (the service's fan-out was down for a while).
+lost. A dropped connection reconnects and catches up with `sync`, as a real client does, and so does a side told
+`server:resync` (the service's fan-out was down for a while). Reconnects are jittered: the first within a second
+of the loss, then after the service's Retry-After plus a random share of a ceiling doubling per failure (1 s to
+16 s, "full jitter"), so the users of a dead instance do not come back in step. `reconnect` records, per user back,
+the time from the loss to connected and caught up.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import random
 import secrets
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +31,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import RescheduleTask, StopUser
 
 from loadtests.checker import Checker, Seen
-from loadtests.config import ACK_TIMEOUT, LAG_WARNING, RETRY_BACKOFF, RUN, SEND_TRIES, Config
+from loadtests.config import ACK_TIMEOUT, LAG_WARNING, RECONNECT_BACKOFF, RETRY_BACKOFF, RUN, SEND_TRIES, Config
 from loadtests.recorder import LAG, Recorder
 from loadtests.sioclient import ConnectError, SioClient, elapsed_ms
 
@@ -36,6 +40,7 @@ log = logging.getLogger("loadtests.chat")
 PROCESS_TAG = secrets.token_hex(4)   # client_message_ids carry it: latency is computed only on this clock
 CHECKER = Checker()
 RECORDER = Recorder()
+PAIRS: weakref.WeakSet[ChatPair] = weakref.WeakSet()   # this process's pairs, for the count of open connections
 _WORDS = ("hi", "thanks", "see", "you", "at", "3pm", "running", "late", "nails", "lashes", "booking", "photo",
           "perfect", "tomorrow", "studio", "parking", "sure", "great")
 _last_lag_warning = 0.0
@@ -79,6 +84,16 @@ class Side:
     received: int = 0
     inflight: dict[int, _Attempt] = field(default_factory=dict)
     retry_connect_at: float = 0.0
+    source: str | None = None
+    lost_at: float = 0.0          # perf_counter when the connection was lost; 0 while connected or never connected
+    connect_failures: int = 0
+
+
+def reconnect_delay(failures: int, retry_after: float | None) -> float:
+    """Seconds before the next connect after `failures` failed ones in a row: the service's Retry-After (if it
+    gave one) plus full jitter under a ceiling doubling per failure."""
+    first, cap = RECONNECT_BACKOFF
+    return (retry_after or 0.0) + random.uniform(0.0, min(cap, first * 2 ** max(failures - 1, 0)))
 
 
 def _parse(message: dict[str, Any]) -> tuple[int, float] | None:
@@ -107,6 +122,7 @@ class ChatPair(FastHttpUser):
         runner = self.environment.runner
         worker = getattr(runner, "worker_index", 0)
         self.index = RUN.next_index("pair", worker, cfg.pair_stride)
+        PAIRS.add(self)
         # this process's own count: Locust balances users per worker, not per class, so the global indexes
         # of one process's pairs need not be 0..n-1; which pairs are active is decided per process
         self.rank = RUN.indexes["pair"] - 1
@@ -116,8 +132,10 @@ class ChatPair(FastHttpUser):
         self.read_every = persona.read_every if persona else 0
         customer, artist = cfg.pair_ids(self.index)
         host = self.host or ""
-        self.sides = [Side("customer", customer, mint(cfg, customer, "customer"), cfg.target(self.index, host)),
-                      Side("artist", artist, mint(cfg, artist, "artist"), cfg.target(self.index + 1, host))]
+        self.sides = [Side("customer", customer, mint(cfg, customer, "customer"), cfg.target(self.index, host),
+                           source=cfg.source_address(2 * self.index)),
+                      Side("artist", artist, mint(cfg, artist, "artist"), cfg.target(self.index + 1, host),
+                           source=cfg.source_address(2 * self.index + 1))]
         self.turn = self.index % 2
         self.next_at: float | None = None
         self.finalized = False
@@ -139,8 +157,9 @@ class ChatPair(FastHttpUser):
     # --- setup
     def _get_or_create(self) -> tuple[int, int]:
         customer, artist = self.sides
+        # Connection: close: a pair makes no other REST call, and a kept-alive socket would hold a file per pair
         with self.client.post("/messaging/conversations", json={"artist_id": artist.user_id},
-                              headers={"Authorization": f"Bearer {customer.token}"},
+                              headers={"Authorization": f"Bearer {customer.token}", "Connection": "close"},
                               name="POST /messaging/conversations", catch_response=True) as resp:
             body = resp.json() if resp.status_code in (200, 201) else None
             if not body or body.get("customer_id") != customer.user_id or body.get("artist_id") != artist.user_id:
@@ -152,24 +171,30 @@ class ChatPair(FastHttpUser):
     def _connect(self, side: Side) -> bool:
         started = time.perf_counter()
         client = SioClient(side.target, side.token, lambda event, data: self._on_event(side, event, data),
-                           on_disconnect=lambda why: self._on_disconnect(side, why))
+                           on_disconnect=lambda why: self._on_disconnect(side, why), source_address=side.source)
         try:
             client.connect()
         except ConnectError as exc:
             self._fire("connect", elapsed_ms(started), exc)
-            side.retry_connect_at = time.time() + 1.0
+            side.connect_failures += 1
+            side.retry_connect_at = time.time() + reconnect_delay(side.connect_failures, exc.retry_after)
             return False
         self._fire("connect", elapsed_ms(started))
         side.client = client
+        side.connect_failures = 0
         try:
             self._sync(side)       # catch up on what was missed while away
         except (AckError, ConnectionError, gevent.Timeout) as exc:
             log.info("sync after connect failed for user %s: %s", side.user_id, exc)
+        if side.lost_at and client.connected:
+            self._fire("reconnect", elapsed_ms(side.lost_at))
+            side.lost_at = 0.0
         return True
 
     def _on_disconnect(self, side: Side, why: str) -> None:
         side.client = None
-        side.retry_connect_at = time.time() + random.uniform(0.2, 1.0)
+        side.lost_at = side.lost_at or time.perf_counter()
+        side.retry_connect_at = time.time() + random.uniform(0.0, RECONNECT_BACKOFF[0])
         log.debug("user %s disconnected: %s", side.user_id, why)
         # acks travel on the connection: those of the sends in flight will never come. Retried after the
         # reconnect with the same client_message_id (the service stores each once).
@@ -202,11 +227,16 @@ class ChatPair(FastHttpUser):
     def send_end(self) -> float:
         return RUN.send_end()
 
-    @staticmethod
-    def _sleep_until(t: float) -> None:
-        delay = t - time.time()
-        if delay > 0:
-            gevent.sleep(delay)
+    def _sleep_until(self, t: float) -> None:
+        """Wait for `t`, reconnecting a side that is down when its retry is due (at one send a minute, the next send
+        may be far off: a user comes back when its backoff says, not at its next send)."""
+        while (now := time.time()) < t:
+            due = [s.retry_connect_at for s in self.sides if s.client is None or not s.client.connected]
+            wake = min([t, *(max(d, now) for d in due)])
+            if wake > now:
+                gevent.sleep(wake - now)
+            if due and time.time() < t and time.time() >= min(due):
+                self._ensure_connected()
 
     @task
     def step(self) -> None:
@@ -464,3 +494,9 @@ def _warn_lag(lag: float) -> None:
         _last_lag_warning = now
         log.warning("the load generator is %.0f ms behind its send schedule: the service gets less load than the "
                     "scenario asks (add workers or lower the rate)", lag * 1000)
+
+
+def open_connections() -> int:
+    """socket.io connections this process holds open now."""
+    return sum(1 for pair in list(PAIRS) for side in getattr(pair, "sides", ())
+               if side.client is not None and side.client.connected)

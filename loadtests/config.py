@@ -14,11 +14,13 @@ and for workers on other machines):
 | `CHATLOAD_METRICS_LINGER` | `0` | seconds the master serves its final figures after the run (for a last scrape) |
 | `CHATLOAD_PAIR_STRIDE` | `1` | the number of worker processes: pair indexes interleave across them |
 | `CHATLOAD_ID_BASE` | `7000000000` | first user id of the harness's own users (far from seeded ones) |
+| `CHATLOAD_SOURCE_ADDRESSES` | none | local addresses (127.0.0.x, comma-separated) the clients bind to, by user |
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from scenarios.model import Scenario, load_scenario
 ACK_TIMEOUT = 10.0          # seconds before an unanswered send counts as failed (and is retried)
 SEND_TRIES = 5              # tries of one send (same client_message_id), with backoff, before it counts as failed
 RETRY_BACKOFF = (0.5, 8.0)  # seconds: the first retry's delay, doubling per try, and its cap (longer Retry-After wins)
+RECONNECT_BACKOFF = (1.0, 16.0)  # seconds: a failed connect's backoff ceiling, doubling per failure, and its cap
 LAG_WARNING = 0.1           # seconds late against the open-model schedule before the generator warns
 
 
@@ -47,6 +50,7 @@ class Config:
     pair_stride: int
     id_base: int
     metrics_linger: float = 0.0
+    source_addresses: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, host: str | None = None) -> Config:
@@ -70,8 +74,14 @@ class Config:
         if stride < 1 or base < 1 or not 0 <= port < 65536 or not 0 <= linger <= 300:
             raise ConfigError("CHATLOAD_PAIR_STRIDE and CHATLOAD_ID_BASE must be >= 1, the port 0..65535, "
                               "CHATLOAD_METRICS_LINGER 0..300 s")
+        sources = tuple(a.strip() for a in env.get("CHATLOAD_SOURCE_ADDRESSES", "").split(",") if a.strip())
+        for address in sources:
+            try:
+                socket.inet_aton(address)
+            except OSError:
+                raise ConfigError(f"CHATLOAD_SOURCE_ADDRESSES: {address!r} is not an IPv4 address") from None
         return cls(scenario, secret, targets, run_id, run_dir, port, env.get("CHATLOAD_METRICS_HOST", "127.0.0.1"),
-                   stride, base, linger)
+                   stride, base, linger, sources)
 
     # the harness's own users: pairs, REST users and upload users never share ids
     def pair_ids(self, index: int) -> tuple[int, int]:
@@ -84,6 +94,10 @@ class Config:
 
     def upload_ids(self, index: int) -> tuple[int, int]:
         return self.id_base + 200_000_000 + 2 * index, self.id_base + 200_000_000 + 2 * index + 1
+
+    def source_address(self, index: int) -> str | None:
+        """The local address user `index` connects from (None: the system's choice)."""
+        return self.source_addresses[index % len(self.source_addresses)] if self.source_addresses else None
 
     def target(self, index: int, fallback: str) -> str:
         return self.targets[index % len(self.targets)] if self.targets else fallback

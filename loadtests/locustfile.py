@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -42,6 +43,10 @@ STAGES = SCENARIO.resolved_stages()
 PAIRS = max(s.pairs for s in STAGES)
 REST_USERS = max(s.rest_users for s in STAGES)
 UPLOAD_USERS = max(s.upload_users for s in STAGES)
+_CHAT = SCENARIO.personas.chat
+# Locust users a second: the persona's connect rate (two connected users per pair), else everyone in about 5 s
+SPAWN_RATE = (max(_CHAT.connect_rate / 2, 0.5) if _CHAT is not None and _CHAT.connect_rate
+              else max(10.0, (PAIRS + REST_USERS + UPLOAD_USERS) / 5.0))
 
 
 class ChatPairUser(chat.ChatPair):
@@ -78,9 +83,10 @@ class ScenarioShape(LoadTestShape):
         if t >= drained + REPORT_INTERVAL and (AGG is None or AGG.finalized() >= PAIRS):
             return None
         total = PAIRS + REST_USERS + UPLOAD_USERS
-        return total, max(10.0, total / 5.0)
+        return total, SPAWN_RATE
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 AGG: Aggregate | None = None
 _started = {"t0": 0.0}
 _stopped: dict[str, Any] = {"early": False, "reason": ""}
@@ -89,7 +95,17 @@ STOP_MESSAGE = "chatload_stop_sending"
 
 def _payload(worker: int) -> dict[str, Any]:
     return {"intervals": chat.RECORDER.flush(worker), "checker": chat.CHECKER.totals(),
-            "finalized": RUN.pairs_finalized, "started": RUN.pairs_started}
+            "finalized": RUN.pairs_finalized, "started": RUN.pairs_started,
+            "process": {"at": round(time.time(), 3), "connections": chat.open_connections(), "rss_bytes": _rss()}}
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _timeline(end: float, *, final: bool) -> dict[str, Any]:
@@ -108,7 +124,8 @@ def _stage_entry(stage: Any, t0: float, send_end: float) -> dict[str, Any]:
     ran = start < send_end
     return {"index": stage.index, "start": round(start, 3) if ran else None,
             "end": round(min(start + stage.duration, send_end), 3) if ran else None, "settle": stage.settle,
-            "messages_per_second": stage.messages_per_second, "pairs": stage.pairs, "rest_users": stage.rest_users,
+            "messages_per_second": stage.messages_per_second, "pairs": stage.pairs, "users": stage.users,
+            "rest_users": stage.rest_users,
             "upload_users": stage.upload_users}
 
 

@@ -6,6 +6,10 @@ service speaks in one reader greenlet per connection and calls back into the use
 CPU per emit + ack (`python -m benchmarks.client_cpu` measures both side by side). It does the websocket transport
 only (no long-polling upgrade), the default namespace only, and no binary packets: what the service needs.
 
+A client can be bound to a source address (`source_address`, one of 127.0.0.x): one source address reaches at most
+the ephemeral port range (about 28k ports) per target, so tens of thousands of users spread over several.
+IP_BIND_ADDRESS_NO_PORT defers the port choice to the connect, so the 4-tuple, not the bind, must be unique.
+
 Packets (engine.io type, then socket.io type): `0` open, `2` ping -> `3` pong, `1` close; `40` connect ok,
 `44` connect error, `42[id]["event", data]` event, `43id[data]` ack, `41` disconnect.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +32,24 @@ Handler = Callable[[str, Any], None]
 AckCallback = Callable[[Any], None]
 
 
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)   # Linux >= 4.2
+
+
 class ConnectError(Exception):
-    """The connection or the namespace join was refused (`connect_error`) or timed out."""
+    """The connection or the namespace join was refused (`connect_error`, an HTTP 503 at the handshake) or timed
+    out. `retry_after`: seconds the service asked the client to wait (its Retry-After or connect_error data)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds <= 3600 else None
 
 
 class SioClient:
@@ -36,7 +57,8 @@ class SioClient:
     they must not block."""
 
     def __init__(self, base_url: str, token: str, on_event: Handler, *,
-                 on_disconnect: Callable[[str], None] | None = None, timeout: float = 10.0) -> None:
+                 on_disconnect: Callable[[str], None] | None = None, timeout: float = 10.0,
+                 source_address: str | None = None) -> None:
         parts = urlsplit(base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
         path = parts.path.rstrip("/") + "/socket.io/"
@@ -45,6 +67,8 @@ class SioClient:
         self.on_event = on_event
         self.on_disconnect = on_disconnect
         self.timeout = timeout
+        self.source_address = source_address
+        self._target = (parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80))
         self.connected = False
         self._ws: websocket.WebSocket | None = None
         self._reader: gevent.Greenlet | None = None
@@ -58,10 +82,12 @@ class SioClient:
         try:
             # no Origin header: this is not a browser (the service admits browsers from CORS_ORIGIN only)
             ws = websocket.create_connection(self.url, timeout=self.timeout, skip_utf8_validation=True,
-                                             enable_multithread=True, suppress_origin=True)
+                                             enable_multithread=True, suppress_origin=True, socket=self._socket())
         except websocket.WebSocketBadStatusException as exc:
             body = exc.resp_body.decode(errors="replace") if isinstance(exc.resp_body, bytes) else exc.resp_body
-            raise ConnectError(f"HTTP {exc.status_code}: {str(body or '')[:120]}") from exc
+            headers = {k.lower(): v for k, v in (exc.resp_headers or {}).items()}
+            raise ConnectError(f"HTTP {exc.status_code}: {str(body or '')[:120]}",
+                               _seconds(headers.get("retry-after"))) from exc
         except (OSError, websocket.WebSocketException) as exc:
             raise ConnectError(f"{type(exc).__name__}: {exc}") from exc
         self._ws = ws
@@ -91,6 +117,22 @@ class SioClient:
             self.close()
             raise ConnectError("closed during the namespace join")
         self.connected = True
+
+    def _socket(self) -> socket.socket | None:
+        """A TCP socket from the source address, connected to the target; None: the system picks the source."""
+        if self.source_address is None:
+            return None
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(self.timeout)
+            sock.bind((self.source_address, 0))
+            sock.connect(self._target)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def emit(self, event: str, data: Any, callback: AckCallback | None = None) -> None:
         """Send an event; `callback(ack_data)` runs when the ack arrives. Raises ConnectionError when down."""
@@ -192,8 +234,10 @@ class SioClient:
                 self._joined.set(True)
         elif kind == "4":
             detail = json.loads(frame[2:] or "null")
+            data = detail.get("data") if isinstance(detail, dict) else None
+            retry_after = _seconds(data.get("retry_after")) if isinstance(data, dict) else None
             if self._joined is not None and not self._joined.ready():
-                self._joined.set_exception(ConnectError(f"connect_error: {detail}"))
+                self._joined.set_exception(ConnectError(f"connect_error: {detail}", retry_after))
         elif kind == "1":
             self._lost("disconnected by the server")
 

@@ -66,6 +66,7 @@ def render_report(summary: dict[str, Any], run: RunData | None, plots: Sequence[
         latency_section(summary, by_file),
         delivery_section(summary, by_file),
         load_section(by_file),
+        connections_section(summary, by_file),
         service_section(run, by_file),
         plots_block([p for p in plots if p.file not in SECTION_PLOTS]),
         alerts_block(run),
@@ -292,7 +293,8 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
         headers, rows)
 
 
-SECTION_PLOTS = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "throughput.png",
+SECTION_PLOTS = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "connections.png",
+                 "throughput.png",
                  "schedule_lag.png", "service.png", "capacity.png")
 CAPTIONS = {
     "client_vs_server.png": "The p99 the load generator measured against the p99 the service measured itself "
@@ -303,6 +305,9 @@ CAPTIONS = {
                             "and the queue in front of the service.",
     "delivery_cdf.png": "The share of deliveries (and of message:send acks) at or below a latency, and the share "
                         "slower than it: the tail on a log scale.",
+    "connections.png": "The socket.io connections the load generator held (sampled with each report, about every "
+                       "3 s) and what each instance counted open (sampled by the runner every 5 s), against the "
+                       "connected users each stage asks for; below, the resident memory of each process.",
     "users.png": "Users and what they did: all requests per second and the failures per second.",
     "schedule_lag.png": "How late the load generator sent against its open-model schedule: over 100 ms it could "
                         "not keep the target rate.",
@@ -399,6 +404,42 @@ def delivery_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
 
 def load_section(plots: dict[str, Plot]) -> str:
     return _section("Users and throughput", [_images(plots, ("users.png", "throughput.png", "schedule_lag.png"))])
+
+
+def connections_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
+    """Users held: the highest connected-user plateau within the SLOs, memory per connection, connect figures."""
+    c = summary.get("connections")
+    if not c:
+        return ""
+
+    def kib(values: dict[str, Any]) -> str:
+        shown = [f"{escape(k)}: {fmt.number(v / 1024)} KiB" for k, v in values.items() if v is not None]
+        return "; ".join(shown) or "not known (connections did not ramp)"
+
+    held = c.get("users_held")
+    lead = (f"<p class='note'>Users held: <b>{held:,}</b> connected users on a plateau within the SLOs "
+            f"(of {c.get('users_asked', 0):,} asked).</p>" if held is not None else
+            "<p class='note err'>Users held: none: no plateau held its connected users within the SLOs.</p>")
+    rows = [
+        ["peak connected (generator)", fmt.number(c.get("peak_connected"), 0)],
+        ["memory per connection, service (slope of RSS on connections)",
+         kib(c.get("service_bytes_per_connection") or {})],
+        ["memory per connection, generator", kib(c.get("generator_bytes_per_connection") or {})],
+        ["connects (failed)", f"{c.get('connects', 0):,} ({c.get('connect_failures', 0):,})"],
+        ["connect p50 / p99", f"{fmt.number(c.get('connect_p50_ms'))} / {fmt.number(c.get('connect_p99_ms'))} ms"],
+        ["connect-rate ceiling (accepted/s, all instances, 5 s samples)", fmt.number(c.get("connect_rate_ceiling"))],
+        ["connects refused by the service", fmt.number(c.get("connects_refused"), 0)],
+        ["reconnects: users back / p99 / slowest", f"{c.get('reconnects', 0):,} / "
+                                                   f"{fmt.number(c.get('reconnect_p99_ms'))} / "
+                                                   f"{fmt.number(c.get('reconnect_max_ms'))} ms"],
+        ["open files, peak per instance", "; ".join(f"{escape(k)}: {v:,}" for k, v in
+                                                    (c.get("service_peak_open_fds") or {}).items()) or "-"],
+    ]
+    plateaus = table(["stage", "users asked", "held (fewest on the plateau)", "SLOs"],
+                     [[str(p["stage"]), f"{p['users']:,}", "-" if p["held"] is None else f"{p['held']:,}",
+                       "held" if p["passed"] else "broken"] for p in c.get("plateaus") or []])
+    return _section("Users held", [lead, table(["figure", "value"], rows), plateaus,
+                                   _images(plots, ("connections.png",))])
 
 
 def service_section(run: RunData | None, plots: dict[str, Plot]) -> str:

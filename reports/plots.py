@@ -50,8 +50,8 @@ MAX_POINTS = 1000  # a line's points at most: the plots are 1,000 px wide
 DOTS_UP_TO = 150  # a line of that many points or fewer marks each of them
 SERVICE_JOB = "sut"  # the Prometheus job of the service's instances
 LOADGEN_JOB = "locust"  # the Prometheus job of the load generator's master
-PLOT_FILES = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "throughput.png",
-              "schedule_lag.png", "service.png")
+PLOT_FILES = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "connections.png",
+              "throughput.png", "schedule_lag.png", "service.png")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -71,9 +71,10 @@ def write_plots(run: RunData, out_dir: Path) -> list[Plot]:
     """Write the plots that have data into `out_dir`; the ones written, in page order."""
     frame = records_frame(run)
     makers: list[Callable[[RunData, pd.DataFrame, Path], Plot | None]] = [
-        latency_plot, client_vs_server_plot, delivery_cdf_plot, users_plot, throughput_plot, lag_plot, service_plot]
+        latency_plot, client_vs_server_plot, delivery_cdf_plot, users_plot, connections_plot, throughput_plot,
+        lag_plot, service_plot]
     if frame.empty:
-        makers = [users_plot, service_plot]
+        makers = [users_plot, connections_plot, service_plot]
     return [plot for make in makers if (plot := make(run, frame, out_dir)) is not None]
 
 
@@ -358,6 +359,61 @@ def users_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | None:
     more_handles, more_labels = twin.get_legend_handles_labels()
     ax.legend(handles + more_handles, labels + more_labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.08, 1.0))
     return _save(fig, out_dir, "users.png", "Users and throughput over time")
+
+
+def connections_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | None:
+    """Connected users over time, as the generator holds them and as each instance counts them, against the users
+    the stages ask for; below, the resident memory of each generator process and instance."""
+    from reports.connections import connected_series
+
+    series = connected_series(run)
+    service = run.service_samples or []
+    if not series and not service:
+        return None
+    t0 = run.timeline.t0
+    fig, (ax, mem) = plt.subplots(2, 1, figsize=(10, 5.6), sharex=True)
+    lines: list[FloatArray] = []
+    if series:
+        t = np.array([p[0] - t0 for p in series], dtype=np.float64)
+        v = np.array([p[1] for p in series], dtype=np.float64)
+        ax.plot(t, v, color="tab:blue", linewidth=1.4, drawstyle="steps-post", label="held by the generator")
+        lines.append(v)
+    by_instance: dict[str, list[tuple[float, float, float]]] = {}
+    for sample in service:
+        by_instance.setdefault(str(sample.get("instance")), []).append(
+            (float(sample["at"]) - t0, float(sample.get("websocket_connections_active") or 0),
+             float(sample.get("process_resident_memory_bytes") or 0) / 2**20))
+    for name, points in sorted(by_instance.items()):
+        points.sort()
+        t = np.array([p[0] for p in points], dtype=np.float64)
+        v = np.array([p[1] for p in points], dtype=np.float64)
+        ax.plot(t, v, linewidth=1.0, label=f"open on {name}", **_dots(len(points)))
+        mem.plot(t, np.array([p[2] for p in points], dtype=np.float64), linewidth=1.0, label=f"service {name}")
+        lines.append(v)
+    for stage in run.timeline.stages:
+        if stage.users:
+            ax.hlines(stage.users, stage.start - t0, stage.end - t0, colors="grey", linestyles="dashed",
+                      linewidth=0.9)
+    ax.plot([], [], color="grey", linestyle="dashed", label="users asked (stage)")
+    ax.set_ylim(0, _top([*lines, np.array([s.users for s in run.timeline.stages] or [0], dtype=np.float64)]))
+    ax.set_ylabel("connections")
+    ax.set_title("Connected users", fontsize=10, loc="left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    workers: dict[str, list[tuple[float, float]]] = {}
+    for sample in run.generator_samples or []:
+        if sample.get("rss_bytes"):
+            workers.setdefault(str(sample.get("worker")), []).append(
+                (float(sample["at"]) - t0, float(sample["rss_bytes"]) / 2**20))
+    for name, rss in sorted(workers.items()):
+        rss.sort()
+        mem.plot([p[0] for p in rss], [p[1] for p in rss], linewidth=1.0, linestyle="dotted",
+                 label=f"generator {name}")
+    mem.set_ylabel("resident MiB")
+    mem.set_xlabel("seconds since start")
+    mem.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _decorate(ax, run)
+    _decorate(mem, run)
+    return _save(fig, out_dir, "connections.png", "Connected users and memory over time")
 
 
 def _users(run: RunData) -> tuple[FloatArray, FloatArray, str] | None:

@@ -115,6 +115,8 @@ class Stage:
     end: float
     settle: float
     messages_per_second: float
+    users: int = 0
+    """Connected chat users the stage asks for (two per pair)."""
 
     @property
     def window(self) -> Window:
@@ -157,6 +159,8 @@ class RunData:
     stats_history: pd.DataFrame | None = None  # locust_stats_history.csv
     faults: list[dict[str, Any]] | None = None  # faults.json: the faults injected, as they ran
     notifications: dict[str, Any] | None = None  # notifications.json: what the alert sink received
+    generator_samples: list[dict[str, Any]] | None = None  # generator.jsonl: connections, memory per process
+    service_samples: list[dict[str, Any]] | None = None  # service.jsonl: the instances' connections, memory
 
     @property
     def send_window(self) -> Window:
@@ -223,6 +227,8 @@ def load_run(run_dir: Path) -> RunData:
         stats_history=read_stats_history(run_dir / STATS_HISTORY_FILE),
         faults=_read_faults(run_dir / "faults.json"),
         notifications=_read_notifications(run_dir / "notifications.json"),
+        generator_samples=read_jsonl(run_dir / "generator.jsonl"),
+        service_samples=read_jsonl(run_dir / "service.jsonl"),
     )
 
 
@@ -255,7 +261,8 @@ def _timeline(raw: dict[str, Any]) -> Timeline:
         if s.get("start") is None or s.get("end") is None:
             continue
         stage = Stage(index=int(s["index"]), start=float(s["start"]), end=min(float(s["end"]), send_end),
-                      settle=float(s.get("settle") or 0), messages_per_second=float(s.get("messages_per_second") or 0))
+                      settle=float(s.get("settle") or 0), messages_per_second=float(s.get("messages_per_second") or 0),
+                      users=int(s.get("users") or 2 * int(s.get("pairs") or 0)))
         if stage.plateau.length >= REPORT_INTERVAL:
             stages.append(stage)
     return Timeline(
@@ -344,6 +351,23 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]] | None:
+    """The JSON objects of a JSON-lines file with an `at` time (a torn last line is skipped); None without the file."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    out = []
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and isinstance(item.get("at"), int | float):
+            out.append(item)
+    return out
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:

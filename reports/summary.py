@@ -21,6 +21,7 @@ from typing import Any
 
 from reports.alerting import notification_value, notifications_summary
 from reports.capacity import analyse
+from reports.connections import connected_value, connections_summary
 from reports.hist import latency_figures, merge, percentile
 from reports.recovery import analyse_faults, recovery_value
 from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, gaps, load_run, rate
@@ -51,10 +52,11 @@ def summarize(run: RunData) -> dict[str, Any]:
     stages = [stage_summary(run, stage) for stage in run.timeline.stages]
     slos = [entry for slo in run.scenario.slos if (entry := run_slo(run, slo, scope, stages)) is not None]
     capacity = find_capacity(stages) if run.scenario.capacity is not None else None
+    run_verdict = verdict(run, slos, capacity)
     summary: dict[str, Any] = {
         "run_id": run.run_id,
         "scenario": run.scenario.name,
-        "verdict": verdict(run, slos, capacity),
+        "verdict": run_verdict,
         "window": run.send_window.as_dict(),
         "slos": slos,
         "requests": requests_summary(run),
@@ -67,6 +69,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "faults": faults,
         "notifications": notifications_summary(run),
         "client_vs_service": compare(run),
+        "connections": connections_summary(run, stages, run_verdict == "pass"),
         "missing": [gap.key for gap in gaps(run)],
     }
     if not run.has_data:
@@ -131,6 +134,10 @@ def evaluate_slo(run: RunData, slo: Slo, scope: Scope) -> dict[str, Any] | None:
         value = notification_value(run, slo.alert, slo.receiver)   # seconds from the run's start
         return {"name": slo.display_name, "kind": slo.kind, "target": None, "value": value,
                 "passed": value is not None, "margin": None}
+    elif slo.kind == "connected":
+        value, _asked = connected_value(run, scope.rate)
+        target = slo.min_ratio
+        passed = value is not None and value >= target
     else:
         value, target, passed = throughput(run, slo.request, slo.min_rps, slo.min_ratio, scope)
     return {"name": slo.display_name, "kind": slo.kind, "target": target, "value": value, "passed": passed,
@@ -142,7 +149,7 @@ def margin(kind: str, target: float, value: float | None) -> float | None:
     much it breaks (None without a value or with a zero target, as for `lost <= 0`)."""
     if value is None or target == 0:
         return None
-    room = (value - target) if kind == "throughput" else (target - value)
+    room = (value - target) if kind in ("throughput", "connected") else (target - value)
     return round(room / target, 4)
 
 
@@ -237,7 +244,8 @@ def stage_summary(run: RunData, stage: Stage) -> dict[str, Any]:
     scope = Scope(plateau, plateau, checker=False)
     slos = [entry for slo in run.scenario.slos if slo.stage in (None, stage.index)
             and (entry := evaluate_slo(run, slo, scope)) is not None]
-    return {"index": stage.index, "messages_per_second": stage.messages_per_second, "window": plateau.as_dict(),
+    return {"index": stage.index, "messages_per_second": stage.messages_per_second, "users": stage.users,
+            "window": plateau.as_dict(),
             "slos": slos, "passed": all(entry["passed"] for entry in slos)}
 
 
@@ -249,7 +257,8 @@ def find_capacity(stages: list[dict[str, Any]]) -> dict[str, Any] | None:
             break
         if best is None or stage["messages_per_second"] > best["messages_per_second"]:
             best = stage
-    return None if best is None else {"messages_per_second": best["messages_per_second"], "stage": best["index"]}
+    return None if best is None else {"messages_per_second": best["messages_per_second"], "stage": best["index"],
+                                      "users": best.get("users", 0)}
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -85,8 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--instances", default=None, metavar="URL[,URL...]",
                      help="the service instances behind a load-balanced --target, read directly for their CPU "
                           "and build (default: the targets)")
-    run.add_argument("--workers", type=_int_between(1, 1024), default=1, metavar="N",
-                     help="Locust worker processes generating the load (default: %(default)s)")
+    run.add_argument("--workers", type=_int_between(1, 1024), default=None, metavar="N",
+                     help="Locust worker processes generating the load (default: 1, or as many as the scenario's "
+                          "connected users need under one process's open-file limit)")
+    run.add_argument("--source-addresses", default="auto", metavar="ADDR[,ADDR...]|auto|none",
+                     help="local addresses the socket.io clients bind to, round robin by user (127.0.0.x: one "
+                          "address reaches about 28k ports per target); auto: 127.0.0.1..N when the scenario "
+                          "holds more than 25,000 users (default: %(default)s)")
     run.add_argument("--duration", type=_duration_arg, default=None, metavar="DURATION",
                      help="scale the stages to last this long in all (250ms, 30s, 5m, 1h; default: as written)")
     run.add_argument("--rate", type=float, default=None, metavar="MSG_PER_S",

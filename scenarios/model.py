@@ -38,7 +38,7 @@ REST_ROUTES = (
     "GET /messaging/unread-count",
     "POST /messaging/uploads",
 )
-WS_EVENTS = ("connect", "message:send", "message:new", "conversation:read", "typing", "sync")
+WS_EVENTS = ("connect", "reconnect", "message:send", "message:new", "conversation:read", "typing", "sync")
 KNOWN_REQUESTS = frozenset((*REST_ROUTES, *WS_EVENTS, "PUT {upload_url}", DELIVERY))
 """Request names the load generator records (docs/loadtests.md, "Request names"), plus `delivery`."""
 
@@ -163,11 +163,32 @@ class DataVolume(_Model):
 
 
 class ChatPersona(_Model):
-    """Pairs of socket.io users (customer <-> artist), both ends in one process."""
+    """Pairs of socket.io users (customer <-> artist), both ends in one process. Sized in pairs, or in connected
+    `users` (two per pair); with `send_every`, each user sends once per that time and a stage without
+    messages_per_second sends users / send_every (docs/loadtests.md#connected-users)."""
 
-    pairs: int = Field(ge=0)
+    pairs: int | None = Field(default=None, ge=0)
+    users: int | None = Field(default=None, ge=0)
+    send_every: Duration | None = Field(default=None, gt=0)
+    connect_rate: float | None = Field(default=None, gt=0)
+    """Users a second the generator connects at (Locust's spawn rate); unset: as fast as it can."""
     typing_ratio: Annotated[float, _between(0, 1)] = 0.1
     read_every: int = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Self:
+        if (self.pairs is None) == (self.users is None):
+            _raise_problems([((), "give exactly one of pairs and users")])
+        return self
+
+    @property
+    def size_in_pairs(self) -> int:
+        return self.pairs if self.pairs is not None else _pairs_of(self.users or 0)
+
+
+def _pairs_of(users: int) -> int:
+    """Pairs holding `users` connected users (an odd count rounds up)."""
+    return (users + 1) // 2
 
 
 class RestPersona(_Model):
@@ -197,8 +218,11 @@ class Stage(_Model):
     """One step of the open-model send schedule; unset user counts take the personas' numbers."""
 
     duration: Duration = Field(gt=0)
-    messages_per_second: float = Field(ge=0)
+    messages_per_second: float | None = Field(default=None, ge=0)
+    """Unset: the chat persona's users / send_every."""
     pairs: int | None = Field(default=None, ge=0)
+    users: int | None = Field(default=None, ge=0)
+    """Connected chat users: pairs = users / 2 (give one of the two)."""
     rest_users: int | None = Field(default=None, ge=0)
     upload_users: int | None = Field(default=None, ge=0)
     settle: Duration = 0.0
@@ -206,6 +230,8 @@ class Stage(_Model):
 
     @model_validator(mode="after")
     def _settle_fits(self) -> Self:
+        if self.pairs is not None and self.users is not None:
+            _raise_problems([(("users",), "give pairs or users, not both")])
         if self.settle >= self.duration:
             _raise_problems([(("settle",), f"must be shorter than the stage's duration "
                                            f"({format_duration(self.settle)} >= {format_duration(self.duration)})")])
@@ -310,11 +336,22 @@ class NotificationSlo(_Slo):
         return f"{self.alert} notified to {self.receiver}"
 
 
-Slo = Annotated[LatencySlo | ErrorRatioSlo | CheckerSlo | ThroughputSlo | RecoverySlo | NotificationSlo,
-                Field(discriminator="kind")]
+class ConnectedSlo(_Slo):
+    """The fewest socket.io connections the generator held at any sample of the window (about every 3 s), at least
+    `min_ratio` of the connected users the stage asks for (generator.jsonl)."""
+
+    kind: Literal["connected"]
+    min_ratio: float = Field(gt=0, le=1)
+
+    def _default_name(self) -> str:
+        return f"connected >= {round(self.min_ratio * 100, 4):g}% of users"
+
+
+Slo = Annotated[LatencySlo | ErrorRatioSlo | CheckerSlo | ThroughputSlo | RecoverySlo | NotificationSlo
+                | ConnectedSlo, Field(discriminator="kind")]
 _SLO_BY_KIND: dict[str, type[_Slo]] = {"latency": LatencySlo, "error_ratio": ErrorRatioSlo, "checker": CheckerSlo,
                                        "throughput": ThroughputSlo, "recovery": RecoverySlo,
-                                       "notification": NotificationSlo}
+                                       "notification": NotificationSlo, "connected": ConnectedSlo}
 
 FAULT_ACTIONS = ("kill-instance", "restart-redis", "stop-postgres")
 
@@ -351,6 +388,11 @@ class ResolvedStage:
     upload_users: int
 
     @property
+    def users(self) -> int:
+        """Connected chat users: two per pair."""
+        return 2 * self.pairs
+
+    @property
     def end(self) -> float:
         """End, seconds from the start of the run."""
         return self.offset + self.duration
@@ -376,19 +418,23 @@ class Scenario(_Model):
         personas = self.personas
         for stage, resolved in zip(self.load.stages, self.resolved_stages(), strict=True):
             at: Loc = ("load", "stages", resolved.index)
-            for field, persona, key in (("pairs", personas.chat, "chat"), ("rest_users", personas.rest, "rest"),
+            for field, persona, key in (("pairs", personas.chat, "chat"), ("users", personas.chat, "chat"),
+                                        ("rest_users", personas.rest, "rest"),
                                         ("upload_users", personas.upload, "upload")):
                 if (getattr(stage, field) or 0) > 0 and persona is None:
                     problems.append(((*at, field), f"needs personas.{key}"))
-            if stage.messages_per_second > 0 and personas.chat is not None and resolved.pairs == 0:
+            if stage.messages_per_second is None and (personas.chat is None or personas.chat.send_every is None):
+                problems.append(((*at, "messages_per_second"), "required unless personas.chat.send_every says how "
+                                                               "often each user sends"))
+            elif resolved.messages_per_second > 0 and personas.chat is not None and resolved.pairs == 0:
                 problems.append(((*at, "messages_per_second"), "sending needs pairs > 0 (personas.chat.pairs or "
-                                                               "the stage's pairs)"))
-            elif stage.messages_per_second > 0 and personas.chat is None and not stage.pairs:
+                                                               "users, or the stage's)"))
+            elif resolved.messages_per_second > 0 and personas.chat is None and not stage.pairs:
                 problems.append(((*at, "messages_per_second"), "sending needs personas.chat"))
         if self.warmup >= self.send_duration:
             problems.append((("warmup",), f"must be shorter than the stages ({format_duration(self.warmup)} >= "
                                           f"{format_duration(self.send_duration)}): nothing would be evaluated"))
-        sends = any(stage.messages_per_second > 0 for stage in self.load.stages)
+        sends = any(stage.messages_per_second > 0 for stage in self.resolved_stages())
         seen: dict[str, int] = {}
         for index, slo in enumerate(self.slos):
             if isinstance(slo, ThroughputSlo) and slo.min_ratio is not None and not sends:
@@ -425,21 +471,26 @@ class Scenario(_Model):
 
     @property
     def peak_messages_per_second(self) -> float:
-        return max(stage.messages_per_second for stage in self.load.stages)
+        return max(stage.messages_per_second for stage in self.resolved_stages())
 
     def resolved_stages(self) -> list[ResolvedStage]:
         """The stages with their offsets and user counts (the personas' numbers where a stage leaves them unset,
         0 for an absent persona)."""
         chat, rest, upload = self.personas.chat, self.personas.rest, self.personas.upload
-        defaults = (chat.pairs if chat else 0, rest.users if rest else 0, upload.users if upload else 0)
+        defaults = (chat.size_in_pairs if chat else 0, rest.users if rest else 0, upload.users if upload else 0)
         resolved: list[ResolvedStage] = []
         offset = 0.0
         for index, stage in enumerate(self.load.stages):
+            pairs = stage.pairs if stage.users is None else _pairs_of(stage.users)
             counts = [default if value is None else value
-                      for value, default in zip((stage.pairs, stage.rest_users, stage.upload_users), defaults,
+                      for value, default in zip((pairs, stage.rest_users, stage.upload_users), defaults,
                                                 strict=True)]
+            rate = stage.messages_per_second
+            if rate is None:   # each connected user sends once every send_every
+                every = chat.send_every if chat is not None else None
+                rate = round(2 * counts[0] / every, 3) if every else 0.0
             resolved.append(ResolvedStage(index=index, offset=offset, duration=stage.duration, settle=stage.settle,
-                                          messages_per_second=stage.messages_per_second, pairs=counts[0],
+                                          messages_per_second=rate, pairs=counts[0],
                                           rest_users=counts[1], upload_users=counts[2]))
             offset += stage.duration
         return resolved

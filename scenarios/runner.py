@@ -39,6 +39,10 @@ from scenarios.model import Scenario, ScenarioError, load_scenario
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_ABORTED = 0, 1, 2, 3
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
 PROGRESS_EVERY = 5.0
+USERS_PER_ADDRESS = 25_000   # of the ~28k ephemeral ports (32768-60999) one source address has per target
+FD_HEADROOM = 1_000          # files a generator process needs besides its users' sockets
+SERVICE_SAMPLES = ("websocket_connections_active", "process_resident_memory_bytes", "process_open_fds",
+                   "socketio_connects_total")
 
 
 class HarnessError(Exception):
@@ -98,11 +102,15 @@ def _run(args: argparse.Namespace) -> int:
     print(f"run {run_id}: {scenario.name} against {', '.join(targets)} "
           f"({_fmt_s(scenario.send_duration)} of sends, warm-up {_fmt_s(scenario.warmup)}); folder {run_dir}")
 
+    sources = _source_addresses(getattr(args, "source_addresses", "none"), scenario)
+    args.workers = _check_generator_files(scenario, args.workers)
     command = _locust_command(args, targets[0], run_dir)
     env = {**os.environ, "CHATLOAD_SCENARIO": str(run_dir / "scenario.yaml"), "CHATLOAD_JWT_SECRET": secret,
            "CHATLOAD_TARGETS": ",".join(targets), "CHATLOAD_RUN_ID": run_id, "CHATLOAD_RUN_DIR": str(run_dir),
            "CHATLOAD_METRICS_PORT": str(args.metrics_port),
-           "CHATLOAD_PAIR_STRIDE": str(args.workers)}
+           "CHATLOAD_PAIR_STRIDE": str(args.workers), "CHATLOAD_SOURCE_ADDRESSES": ",".join(sources)}
+    if sources:
+        print(f"socket.io clients bind to {len(sources)} source addresses ({sources[0]}..{sources[-1]})")
     linger = _final_scrape_wait(args.prometheus, args.metrics_port)
     if linger:
         env["CHATLOAD_METRICS_LINGER"] = f"{linger:g}"
@@ -116,7 +124,8 @@ def _run(args: argparse.Namespace) -> int:
     if faults is not None:
         faults.start()
     try:
-        status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web)
+        status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web,
+                                        instances=instances)
     finally:
         if faults is not None:
             faults.stop()   # a fault still in place is undone, whatever ended the run
@@ -159,12 +168,56 @@ def _run(args: argparse.Namespace) -> int:
     return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(summary.get("verdict", "error"), EXIT_ERROR)
 
 
+def _source_addresses(raw: str, scenario: Scenario) -> list[str]:
+    """The addresses the clients bind to: given, none, or (auto) one 127.0.0.x per USERS_PER_ADDRESS users when
+    the scenario holds more than one address reaches (all of 127.0.0.0/8 is loopback on Linux)."""
+    raw = (raw or "none").strip()
+    if raw == "none":
+        return []
+    if raw == "auto":
+        users = max((s.users for s in scenario.resolved_stages()), default=0)
+        count = -(-users // USERS_PER_ADDRESS)
+        return [f"127.0.0.{i}" for i in range(1, count + 1)] if count > 1 else []
+    addresses = [a.strip() for a in raw.split(",") if a.strip()]
+    for address in addresses:
+        try:
+            socket.inet_aton(address)
+            with socket.socket() as probe:
+                probe.bind((address, 0))
+        except OSError as exc:
+            raise HarnessError(f"--source-addresses: cannot bind to {address!r}: {exc}") from None
+    return addresses
+
+
+def _check_generator_files(scenario: Scenario, workers: int | None) -> int:
+    """Each connected user is a file in a generator process: raise this process's soft open-file limit to the hard
+    one (Locust's processes inherit it), pick the workers when not given (1, or as many as the users need), and
+    refuse a run whose users per process cannot fit under it. Returns the workers."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    users = max((s.users for s in scenario.resolved_stages()), default=0)
+    need = max(1, -(-users // max(soft - FD_HEADROOM, 1)))
+    if workers is None:
+        if need > 1:
+            print(f"{users:,} connected users: {need} generator processes (each holds at most "
+                  f"{soft - FD_HEADROOM:,} under its open-file limit of {soft:,})")
+        return need
+    per_process = -(-users // workers)
+    if per_process + FD_HEADROOM > soft:
+        raise HarnessError(f"{scenario.name} holds {users:,} connected users: {per_process:,} per generator process "
+                           f"does not fit under its open-file limit ({soft:,}); pass --workers {need} or more")
+    return workers
+
+
 def _with_peak_rate(scenario: Scenario, rate: float) -> Scenario:
     peak = scenario.peak_messages_per_second
     if rate <= 0 or peak <= 0:
         raise HarnessError(f"--rate must be > 0 and {scenario.name} must send messages")
-    stages = [s.model_copy(update={"messages_per_second": round(s.messages_per_second * rate / peak, 3)})
-              for s in scenario.load.stages]
+    stages = [s.model_copy(update={"messages_per_second": round(r.messages_per_second * rate / peak, 3)})
+              for s, r in zip(scenario.load.stages, scenario.resolved_stages(), strict=True)]
     return scenario.model_copy(update={"load": scenario.load.model_copy(update={"stages": stages})})
 
 
@@ -264,7 +317,7 @@ def _locust_command(args: argparse.Namespace, host: str, run_dir: Path) -> list[
 
 
 def _run_locust(command: list[str], env: dict[str, str], run_dir: Path, scenario: Scenario,
-                metrics_port: int, *, web: bool = False) -> tuple[str, int]:
+                metrics_port: int, *, web: bool = False, instances: list[str] | None = None) -> tuple[str, int]:
     """Run Locust to its end, printing progress. Returns ("ok" | "aborted" | "overran", Locust's exit code).
     Ctrl-C or SIGTERM stop it cleanly (aborted; with the web UI that is how the user ends it, not an abort). A
     run that overruns its scenario by 5 minutes is stopped (overran); Locust gets 2 minutes to stop, then is
@@ -289,6 +342,7 @@ def _run_locust(command: list[str], env: dict[str, str], run_dir: Path, scenario
                 proc.wait(timeout=PROGRESS_EVERY)
             except subprocess.TimeoutExpired:
                 try:
+                    _sample_services(instances or [], run_dir)
                     _progress(metrics_port, scenario, run_dir)
                 except Exception as exc:  # progress is best effort: never the reason a run stops
                     print(f"(progress unavailable: {type(exc).__name__})", flush=True)
@@ -329,16 +383,37 @@ def _progress(port: int, scenario: Scenario, run_dir: Path) -> None:
                 values["cpu"] = max(values.get("cpu", 0.0), sample.value)
             elif name in ("loadgen_users", "loadgen_messages_delivered_total", "loadgen_messages_lost_total"):
                 values[name] = sample.value
+            elif name == "loadgen_connections":
+                values["connections"] = values.get("connections", 0.0) + sample.value
             elif name == "loadgen_schedule_lag_seconds_bucket" and labels.get("le") in ("0.1", "+Inf"):
                 values["lag_" + labels["le"]] = sample.value
     t0 = _t0(run_dir)
     elapsed = time.time() - t0 if t0 else 0.0
     late = values.get("lag_+Inf", 0.0) - values.get("lag_0.1", 0.0)
     print(f"[{elapsed:5.0f}/{scenario.send_duration + scenario.grace:.0f}s] users {values.get('loadgen_users', 0):.0f}"
+          f"  connected {values.get('connections', 0):.0f}"
           f"  requests {requests:.0f}  failures {failures:.0f}  sent {values.get('sent', 0):.0f}"
           f"  delivered {values.get('loadgen_messages_delivered_total', 0):.0f}"
           f"  lost {values.get('loadgen_messages_lost_total', 0):.0f}  generator cpu {values.get('cpu', 0):.0%}"
           + (f"  BEHIND: {late:.0f} sends >100 ms late" if late else ""), flush=True)
+
+
+def _sample_services(instances: list[str], run_dir: Path) -> None:
+    """One line per instance into service.jsonl: its connections, resident memory, open files and connects so far
+    (the report's users held and bytes per connection; readable without a Prometheus)."""
+    lines = []
+    for target in instances:
+        values: dict[str, Any] = {"instance": target, "at": round(time.time(), 3)}
+        for sample in _samples_of(target, SERVICE_SAMPLES):
+            if sample.name == "socketio_connects_total":
+                values[f"connects_{sample.labels.get('status', '')}"] = sample.value
+            else:
+                values[sample.name] = sample.value
+        if len(values) > 2:
+            lines.append(json.dumps(values, separators=(",", ":")))
+    if lines:
+        with (run_dir / "service.jsonl").open("a", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
 
 
 def _t0(run_dir: Path) -> float:
@@ -367,12 +442,16 @@ def _rule_interval(url: str | None) -> float:
 # --- after the run
 def _samples(target: str, name: str) -> list[Any]:
     """The samples of one metric on the target's /metrics (empty when it does not answer)."""
+    return _samples_of(target, (name,))
+
+
+def _samples_of(target: str, names: tuple[str, ...]) -> list[Any]:
     try:
         with urllib.request.urlopen(f"{target}/metrics", timeout=5) as resp:
             text = resp.read().decode()
     except OSError:
         return []
-    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name in names]
 
 
 def _build_info(target: str) -> dict[str, str]:

@@ -149,13 +149,15 @@ def nginx_conf(config: StackConfig) -> str:
                      ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     return f"""# the local stack's nginx (python -m stack renders this file): compose's upstreams and server
 daemon off;
-worker_processes auto;
+# every proxied socket.io connection takes two of a worker's files (client and upstream): 4 workers of
+# {limit} files each hold about 2 x {limit} connected users, where `auto` (one per core) would hold half that
+worker_processes 4;
 worker_rlimit_nofile {limit};
 error_log {config.logs / 'nginx-error.log'} warn;
 pid {d / 'nginx.pid'};
 
 events {{
-    worker_connections {min(16384, limit // 2)};
+    worker_connections {max(limit - 512, 1024)};
 }}
 
 http {{

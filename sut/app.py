@@ -32,8 +32,8 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=MAX_BODY_BYTES,
-        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.admit_connects, middlewares.shed,
-                     middlewares.authenticate],
+        middlewares=[middlewares.observe, middlewares.headers, middlewares.errors, middlewares.admit_connects,
+                     middlewares.shed, middlewares.authenticate],
     )
     app[keys.SETTINGS] = settings
     app[middlewares.ADMISSION] = Admission(settings.max_in_flight)

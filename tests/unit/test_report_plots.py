@@ -22,6 +22,7 @@ from reports.promdata import read_matrix, read_prom, read_stats_history, users_o
 from reports.rundata import gaps, load_run
 from scenarios.promexport import PROM_QUERIES
 from tests.unit.test_reports import (
+    write_connections,
     DELIVERY,
     HDR_PRECISION,
     INBOX,
@@ -111,6 +112,7 @@ def full_folder(run_dir: Path) -> Path:
     run = write_run(run_dir, slos=SLOS, hist=hist())
     write_prom(run)
     write_stats_history(run)
+    write_connections(run, 60)
     return run
 
 

@@ -246,7 +246,7 @@ def test_capacity_is_the_highest_stage_before_the_first_breach(tmp_path: Path) -
     run = write_run(tmp_path / "run", slos=slos, hist={SEND: sends}, stages=((30, 100), (30, 200), (30, 300)),
                     warmup=5, settle=5, capacity={"stop_on_breach": True})
     summary = summarize(load_run(run))
-    assert summary["capacity"] == {"messages_per_second": 200, "stage": 1}
+    assert summary["capacity"] == {"messages_per_second": 200, "stage": 1, "users": 4}
     assert [(s["index"], s["messages_per_second"], s["passed"]) for s in summary["stages"]] == [
         (0, 100, True), (1, 200, True), (2, 300, False)]
     assert summary["stages"][2]["window"] == {"start": T0 + 65, "end": T0 + 90}
@@ -374,3 +374,52 @@ def test_the_run_table_gives_each_instance_its_cpu_and_says_when_an_instance_res
     page = (run / "report.html").read_text()
     assert ("load generator 0.30 cores; http://127.0.0.1:5240 0.55 cores; "
             "http://127.0.0.1:5241 not known (restarted during the run)") in page
+
+
+# --- connected users -------------------------------------------------------------------------------------------
+
+
+def write_connections(run_dir: Path, seconds: float, *, per_worker: int = 2, drop_at: float | None = None) -> None:
+    """generator.jsonl of two workers ramping to `per_worker` connections in 9 s (memory 60 MiB + 10,000 bytes a
+    connection), worker 1 losing all at `drop_at`; service.jsonl of one instance (100 MiB + 30,000 bytes a
+    connection, 10 connects/s accepted)."""
+    generator, service = [], []
+    for step in range(int(seconds // 3) + 1):
+        at = T0 + 3 * step
+        for worker in ("0", "1"):
+            held = min(per_worker, round(per_worker * 3 * step / 9))
+            if drop_at is not None and worker == "1" and at - T0 >= drop_at:
+                held = 0
+            generator.append({"worker": worker, "at": at, "connections": held, "rss_bytes": 60 * 2**20 + 10_000 * held})
+    for step in range(int(seconds // 5) + 1):
+        at = T0 + 5 * step
+        open_now = min(2 * per_worker, round(2 * per_worker * 5 * step / 9))
+        service.append({"instance": "http://127.0.0.1:5240", "at": at, "websocket_connections_active": open_now,
+                        "process_resident_memory_bytes": 100 * 2**20 + 30_000 * open_now, "process_open_fds": 40,
+                        "connects_accepted": 50 * step, "connects_refused": 2 * step})
+    (run_dir / "generator.jsonl").write_text("".join(json.dumps(x) + "\n" for x in generator) + '{"torn')
+    (run_dir / "service.jsonl").write_text("".join(json.dumps(x) + "\n" for x in service))
+
+
+def test_users_held_memory_per_connection_and_the_connected_slo(tmp_path: Path) -> None:
+    slos = [{"kind": "connected", "min_ratio": 0.99}]
+    run = write_run(tmp_path / "held", slos=slos, hist={DELIVERY: [record(12, 15, [2000] * 10)]})
+    write_connections(run, 60)
+    summary = summarize(load_run(run))
+    c = summary["connections"]
+    assert summary["verdict"] == "pass" and summary["slos"][0]["value"] == 1.0
+    assert c["users_asked"] == 4 and c["users_held"] == 4 and c["peak_connected"] == 4
+    assert c["generator_bytes_per_connection"] == {"0": 10_000, "1": 10_000}
+    assert c["service_bytes_per_connection"] == {"http://127.0.0.1:5240": 30_000}
+    assert c["connect_rate_ceiling"] == 10.0 and c["connects_refused"] == 2 * (60 // 5)
+
+    dropped = write_run(tmp_path / "dropped", slos=slos, hist={DELIVERY: [record(12, 15, [2000] * 10)]})
+    write_connections(dropped, 60, drop_at=30)
+    summary = summarize(load_run(dropped))
+    assert summary["verdict"] == "fail" and summary["slos"][0]["value"] == 0.5   # the fewest held: 2 of 4
+    assert summary["connections"]["users_held"] is None
+
+
+def test_a_run_without_connection_samples_has_no_connections_figures(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", slos=[], hist={DELIVERY: [record(12, 15, [2000] * 10)]})
+    assert summarize(load_run(run))["connections"] is None

@@ -29,8 +29,8 @@ from scenarios.model import (
 from scenarios.runner import _cpu_over
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres-page", "chaos-postgres", "chaos-redis", "overload",
-           "query-latency", "smoke", "soak", "spike", "ws-throughput"]
+SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres-page", "chaos-postgres", "chaos-redis", "connections",
+           "overload", "query-latency", "reconnect-storm", "smoke", "soak", "spike", "ws-throughput"]
 
 BASE: dict[str, Any] = {
     "name": "demo",
@@ -382,7 +382,7 @@ def test_cli_list_shows_every_scenario() -> None:
 def test_cli_run_arguments() -> None:
     args = _parser().parse_args(["run", "smoke"])
     assert (args.command, args.scenario, args.target, args.workers, args.duration) == (
-        "run", "smoke", "http://127.0.0.1:5240", 1, None)
+        "run", "smoke", "http://127.0.0.1:5240", None, None)   # workers: as the users need
     assert (args.run_dir_root, args.metrics_port, args.no_seed, args.web) == (Path("runs"), 9646, False, False)
     args = _parser().parse_args(["run", "capacity", "--duration", "5m", "--workers", "4", "--no-seed", "--web",
                                  "--env-file", ".env", "--prometheus", "http://p:9090"])
