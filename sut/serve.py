@@ -57,7 +57,9 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     # run_app handles SIGINT/SIGTERM: stop accepting, let in-flight requests finish, then run cleanup
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)
-    web.run_app(app, host=host, port=port, access_log=None, print=None,
+    # backlog: a connect burst (a reconnect storm, a ramp of thousands of users) waits in the kernel's accept queue
+    # while the loop is busy; aiohttp's 128 overflows in well under a second and the balancer sees timeouts
+    web.run_app(app, host=host, port=port, access_log=None, print=None, backlog=settings.listen_backlog,
                 shutdown_timeout=SHUTDOWN_TIMEOUT, handle_signals=True, loop=_new_loop(settings.event_loop))
     log.info("stopped")
     return 0

@@ -58,6 +58,7 @@ class Settings:
     connect_burst: int = 10
     connect_admission_per_second: float = 1000.0
     connect_admission_burst: int = 500
+    listen_backlog: int = 4096
     shutdown_grace_seconds: float = 5.0
     max_in_flight: int = 128
     max_connections: int = 20_000
@@ -129,6 +130,7 @@ class Settings:
             connect_admission_per_second=_float(env, "CONNECT_ADMISSION_PER_SECOND",
                                                 d.connect_admission_per_second, 0),
             connect_admission_burst=_int(env, "CONNECT_ADMISSION_BURST", d.connect_admission_burst, 0),
+            listen_backlog=_int(env, "LISTEN_BACKLOG", d.listen_backlog, 1, 65535),
             shutdown_grace_seconds=_float(env, "SHUTDOWN_GRACE_SECONDS", d.shutdown_grace_seconds, 0),
             max_in_flight=_int(env, "MAX_IN_FLIGHT", d.max_in_flight, 0),
             max_connections=_int(env, "MAX_CONNECTIONS", d.max_connections, 0),
