@@ -228,8 +228,8 @@ def test_the_service_agrees_with_compose_and_its_settings() -> None:
     assert set(environment("sut")) - {"HOST", "PORT"} - set(config) - secret_keys <= {
         "RATE_LIMIT_PER_SECOND", "RATE_LIMIT_BURST", "DB_POOL_MIN", "DB_POOL_MAX", "DB_ACQUIRE_TIMEOUT",
         "DB_STATEMENT_TIMEOUT_MS", "CACHE_TTL_SECONDS", "SOCKETIO_CHANNEL", "TYPING_RATE_PER_SECOND", "TYPING_BURST",
-        "CONNECT_RATE_PER_SECOND", "CONNECT_BURST", "CONNECT_ADMISSION_PER_SECOND", "CONNECT_ADMISSION_BURST", "LISTEN_BACKLOG",
-        "MAX_IN_FLIGHT", "MAX_CONNECTIONS",
+        "CONNECT_RATE_PER_SECOND", "CONNECT_BURST", "CONNECT_ADMISSION_PER_SECOND", "CONNECT_ADMISSION_BURST",
+        "LISTEN_BACKLOG", "MAX_IN_FLIGHT", "MAX_CONNECTIONS",
         "EVENT_LOOP"}  # compose passes these through only when set; the ConfigMap takes them the same way
     assert by_kind("Job", "sut-migrate")["spec"]["template"]["spec"]["containers"][0]["command"] == \
         ["python", "-m", "sut", "migrate", "up"] == SERVICES["migrate"]["command"]

@@ -22,7 +22,6 @@ from reports.promdata import read_matrix, read_prom, read_stats_history, users_o
 from reports.rundata import gaps, load_run
 from scenarios.promexport import PROM_QUERIES
 from tests.unit.test_reports import (
-    write_connections,
     DELIVERY,
     HDR_PRECISION,
     INBOX,
@@ -31,6 +30,7 @@ from tests.unit.test_reports import (
     T0,
     record,
     steady,
+    write_connections,
     write_run,
 )
 

@@ -29,8 +29,8 @@ from scenarios.model import (
 from scenarios.runner import _cpu_over
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres-page", "chaos-postgres", "chaos-redis", "connections",
-           "overload", "query-latency", "reconnect-storm", "smoke", "soak", "spike", "ws-throughput"]
+SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres-page", "chaos-postgres", "chaos-redis",
+           "connections", "overload", "query-latency", "reconnect-storm", "smoke", "soak", "spike", "ws-throughput"]
 
 BASE: dict[str, Any] = {
     "name": "demo",
