@@ -80,15 +80,21 @@ def _per_process(samples: list[dict[str, Any]], key: str, connections: str, memo
     return out
 
 
+def _counter_by_instance(samples: list[dict[str, Any]], key: str) -> dict[str, list[tuple[float, float]]]:
+    """(time, value) of one sampled counter per instance, in time order."""
+    out: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for s in samples:
+        if isinstance(s.get(key), int | float):
+            out[str(s.get("instance"))].append((float(s["at"]), float(s[key])))
+    for points in out.values():
+        points.sort()
+    return out
+
+
 def _connect_rate_ceiling(samples: list[dict[str, Any]]) -> float | None:
     """The highest rate of accepted connects over one sampling interval, summed over the instances."""
-    by_instance: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for s in samples:
-        if isinstance(s.get("connects_accepted"), int | float):
-            by_instance[str(s.get("instance"))].append((float(s["at"]), float(s["connects_accepted"])))
     rates: dict[int, float] = defaultdict(float)
-    for points in by_instance.values():
-        points.sort()
+    for points in _counter_by_instance(samples, "connects_accepted").values():
         for (t1, c1), (t2, c2) in pairwise(points):
             if t2 > t1 and c2 >= c1:     # a restart resets the counter: that interval says nothing
                 rates[math.floor(t2 / 5.0)] += (c2 - c1) / (t2 - t1)
@@ -97,17 +103,18 @@ def _connect_rate_ceiling(samples: list[dict[str, Any]]) -> float | None:
 
 def _refused(samples: list[dict[str, Any]]) -> int | None:
     """Connects refused during the run, summed over the instances (counter differences, restarts skipped)."""
-    by_instance: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for s in samples:
-        if isinstance(s.get("connects_refused"), int | float):
-            by_instance[str(s.get("instance"))].append((float(s["at"]), float(s["connects_refused"])))
+    by_instance = _counter_by_instance(samples, "connects_refused")
     if not by_instance:
         return None
-    total = 0.0
-    for points in by_instance.values():
-        points.sort()
-        total += sum(max(c2 - c1, 0.0) for (_, c1), (_, c2) in pairwise(points))
-    return int(total)
+    return int(sum(max(c2 - c1, 0.0) for points in by_instance.values() for (_, c1), (_, c2) in pairwise(points)))
+
+
+def _peak_by_instance(samples: list[dict[str, Any]], key: str) -> dict[str, int]:
+    """The highest sampled value of `key` per instance (0 where it was never given)."""
+    peaks: dict[str, float] = defaultdict(float)
+    for s in samples:
+        peaks[str(s.get("instance"))] = max(peaks[str(s.get("instance"))], float(s.get(key) or 0))
+    return {i: int(v) for i, v in sorted(peaks.items())}
 
 
 def _latency(run: RunData, name: str, percent: float) -> float | None:
@@ -145,13 +152,6 @@ def connections_summary(run: RunData, stages: list[dict[str, Any]], verdict_pass
     svc_slopes = {i: bytes_per_connection(p) for i, p in sorted(svc_points.items())}
     connects, connect_failures = _count(run, "connect")
     reconnects, _ = _count(run, "reconnect")
-    peak_service: dict[str, float] = defaultdict(float)
-    for s in service:
-        peak_service[str(s.get("instance"))] = max(peak_service[str(s.get("instance"))],
-                                                   float(s.get("websocket_connections_active") or 0))
-    open_fds: dict[str, float] = defaultdict(float)
-    for s in service:
-        open_fds[str(s.get("instance"))] = max(open_fds[str(s.get("instance"))], float(s.get("process_open_fds") or 0))
     return {
         "users_asked": max((s.users for s in run.timeline.stages), default=0),
         "users_held": users_held,
@@ -160,8 +160,8 @@ def connections_summary(run: RunData, stages: list[dict[str, Any]], verdict_pass
         "generator_bytes_per_connection": _rounded(gen_slopes),
         "service_bytes_per_connection": _rounded(svc_slopes),
         "generator_peak_rss_bytes": {w: int(max(m for _, m in p)) for w, p in sorted(gen_points.items())},
-        "service_peak_connections": {i: int(v) for i, v in sorted(peak_service.items())},
-        "service_peak_open_fds": {i: int(v) for i, v in sorted(open_fds.items())},
+        "service_peak_connections": _peak_by_instance(service, "websocket_connections_active"),
+        "service_peak_open_fds": _peak_by_instance(service, "process_open_fds"),
         "connects": connects,
         "connect_failures": connect_failures,
         "connect_p50_ms": _latency(run, "connect", 50),

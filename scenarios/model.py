@@ -470,6 +470,11 @@ class Scenario(_Model):
         return sum(stage.duration for stage in self.load.stages)
 
     @property
+    def peak_users(self) -> int:
+        """The most connected chat users a stage asks for."""
+        return max((stage.users for stage in self.resolved_stages()), default=0)
+
+    @property
     def peak_messages_per_second(self) -> float:
         return max(stage.messages_per_second for stage in self.resolved_stages())
 

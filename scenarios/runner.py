@@ -175,8 +175,7 @@ def _source_addresses(raw: str, scenario: Scenario) -> list[str]:
     if raw == "none":
         return []
     if raw == "auto":
-        users = max((s.users for s in scenario.resolved_stages()), default=0)
-        count = -(-users // USERS_PER_ADDRESS)
+        count = -(-scenario.peak_users // USERS_PER_ADDRESS)
         return [f"127.0.0.{i}" for i in range(1, count + 1)] if count > 1 else []
     addresses = [a.strip() for a in raw.split(",") if a.strip()]
     for address in addresses:
@@ -198,7 +197,7 @@ def _check_generator_files(scenario: Scenario, workers: int | None) -> int:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
             soft = hard
-    users = max((s.users for s in scenario.resolved_stages()), default=0)
+    users = scenario.peak_users
     need = max(1, -(-users // max(soft - FD_HEADROOM, 1)))
     if workers is None:
         if need > 1:
