@@ -6,8 +6,9 @@ Sections (each starts its own processes on free ports and a database of its own)
              receivers' delivery latency at half of that rate (benchmarks/send.py)
   query      inbox and history requests/s on 100k conversations / 2M messages vs a bare aiohttp JSON endpoint,
              and their p99 at half of their maximum (benchmarks/query.py)
-  generator  the Locust process's CPU per delivered message vs the service's, and the idle socket.io connections
-             one generator process holds (benchmarks/generator.py)
+  generator  the Locust process's CPU per delivered message vs the service's (benchmarks/generator.py)
+  connections  bytes per idle socket.io connection (service and generator process, by slope), connections per
+             GiB, and the connects/s one instance takes next to its connect bucket's rate (benchmarks/connections.py)
   report     building the report of a 5M-sample run (benchmarks/report_build.py)
 
 Writes OUT/results.json (every figure, its target, the raw sections, the commit) and OUT/results.md (the table);
@@ -33,9 +34,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import generator, query, report_build, send
+from benchmarks import connections, generator, query, report_build, send
 
-SECTIONS = ("send", "query", "generator", "report")
+SECTIONS = ("send", "query", "generator", "connections", "report")
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,30 @@ FIGURES = (
            lambda v, r: v <= 20 and _delivered_all(r["half_max_open_loop"])),
     Figure("generator_over_service_cpu", "CPU per delivered message, Locust process / service", "generator", "ratio",
            lambda r: r["cpu_per_delivered"]["generator_over_service"], "< 1", lambda v, r: v < 1),
-    Figure("idle_connections", "idle socket.io connections one generator process holds", "generator", "connections",
-           lambda r: r["idle_connections"]["alive_after_hold"], ">= 5,000 under 1 GiB",
-           lambda v, r: v >= 5000 and r["idle_connections"]["rss_bytes"] < 2**30),
-    Figure("idle_connections_rss", "resident memory of that process", "generator", "MiB",
-           lambda r: r["idle_connections"]["rss_mib"], "< 1024 MiB", lambda v, r: v < 1024),
+    Figure("idle_connections", "idle socket.io connections one generator process holds", "connections",
+           "connections", lambda r: r["alive_after_hold"], ">= 5,000 under 1 GiB",
+           lambda v, r: v >= 5000 and r["rss_bytes"] < 2**30),
+    Figure("service_kib_per_connection", "service memory per idle connection (slope of RSS)", "connections", "KiB",
+           lambda r: r["service_kib_per_connection"], "<= 20 KiB", lambda v, r: v is not None and v <= 20),
+    Figure("generator_kib_per_connection", "generator memory per idle connection (slope of RSS)", "connections",
+           "KiB", lambda r: r["generator_kib_per_connection"], "<= 10 KiB", lambda v, r: v is not None and v <= 10),
+    Figure("service_connections_per_gib", "idle connections per GiB, service", "connections", "connections",
+           lambda r: r["service_connections_per_gib"], ">= 52,429 (20 KiB each)",
+           lambda v, r: v is not None and v >= 2**30 / 20480),
+    Figure("generator_connections_per_gib", "idle connections per GiB, generator", "connections", "connections",
+           lambda r: r["generator_connections_per_gib"], ">= 104,858 (10 KiB each)",
+           lambda v, r: v is not None and v >= 2**30 / 10240),
+    Figure("connects_per_second", "new connections/s one instance takes (its connect bucket off), one generator "
+           "process", "connections", "connects/s", lambda r: r["connects_per_second"],
+           "(for reading the one below)", lambda v, r: None),
+    Figure("connect_ceiling_over_admission", "that ceiling / the connect bucket's default rate "
+           "(CONNECT_ADMISSION_PER_SECOND)", "connections", "ratio", lambda r: r["ceiling_over_admission"],
+           ">= 1 (the bucket sheds before the instance saturates)",
+           lambda v, r: v is not None and v >= 1 and r["failures"] == 0),
+    Figure("connect_service_busy", "service CPU over the connects (a core = 100 %)", "connections", "%",
+           lambda r: r["service_busy_percent"], "(near 100: the service bounds the ceiling)", lambda v, r: None),
+    Figure("connect_generator_busy", "generator CPU over the connects", "connections", "%",
+           lambda r: r["generator_busy_percent"], "(near 100: the generator bounds it)", lambda v, r: None),
     Figure("report_build_seconds", "report build of a 5M-sample one-hour run", "report", "s",
            lambda r: r["build_seconds_median"], "<= 15 s, <= 2 GiB", lambda v, r: bool(r["within_target"])),
 )
@@ -106,7 +126,9 @@ async def run_section(name: str, quick: bool, profile: Path | None) -> dict[str,
     if name == "query":
         return await query.main(3 if quick else 8, 32, reseed=False, profile=profile)
     if name == "generator":
-        return await generator.main(60, 300, 8 if quick else 20, 500 if quick else 5000, 2 if quick else 5)
+        return await generator.main(60, 300, 8 if quick else 20)
+    if name == "connections":
+        return await connections.main(1000 if quick else 10_000, 2 if quick else 5)
     return await asyncio.to_thread(report_build.main, 1_000_000 if quick else 5_000_000, 1.0, 1, None)
 
 

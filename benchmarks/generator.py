@@ -1,14 +1,12 @@
-"""Is the load generator ever the bottleneck? Its CPU per delivered message next to the service's, and how many idle
-socket.io connections one generator process holds.
+"""Is the load generator ever the bottleneck? Its CPU per delivered message next to the service's (the idle
+connections one generator process holds are benchmarks/connections.py's).
 
 1. A fixed-rate chat scenario (`python -m scenarios run`, one Locust process, the harness's own personas) against one
    service process: the Locust process's CPU seconds (getrusage of the runner's children) and the service's (its
    process_cpu_seconds_total), both over the same run, per message the checker saw delivered. Target: the generator
    spends less than the service.
-2. One gevent process (as a Locust worker is) opens N connections with the harness's client (loadtests/sioclient.py),
-   each a different user, holds them, and reports its resident memory. Target: >= 5,000 under 1 GiB.
 
-    python -m benchmarks.generator [--pairs 60] [--rate 300] [--seconds 20] [--idle 5000]
+    python -m benchmarks.generator [--pairs 60] [--rate 300] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.pairs import SECRET, chat_scenario, drop_database, free_port, prepare_database, s3_server, start_service
-from benchmarks.procstat import rss_bytes
 
 ID_BASE = 6_000_000_000
 
@@ -61,26 +58,7 @@ async def generator_cpu(base: str, pairs: int, rate: float, seconds: float) -> d
             "generator_over_service": round(cpu["generator_seconds"] / max(service, 1e-9), 3)}
 
 
-async def idle_connections(base: str, service_pid: int, count: int, hold: float) -> dict[str, Any]:
-    service_rss0 = rss_bytes(service_pid)
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.idle_worker", base, str(count), str(ID_BASE + 10_000_000), str(hold),
-        stdout=subprocess.PIPE)
-    try:
-        out, _ = await asyncio.wait_for(worker.communicate(), timeout=300)
-    except TimeoutError:
-        worker.kill()
-        await worker.wait()
-        raise SystemExit("the idle-connection worker did not end in time") from None
-    if worker.returncode != 0:
-        raise SystemExit(f"the idle-connection worker failed (exit {worker.returncode})")
-    result: dict[str, Any] = json.loads(out)
-    result["rss_mib"] = round(result["rss_bytes"] / 2**20, 1)
-    result["service_rss_growth_mib"] = round((rss_bytes(service_pid) - service_rss0) / 2**20, 1)
-    return result
-
-
-async def main(pairs: int, rate: float, seconds: float, idle: int, hold: float) -> dict[str, Any]:
+async def main(pairs: int, rate: float, seconds: float) -> dict[str, Any]:
     name, url = await prepare_database()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -89,13 +67,12 @@ async def main(pairs: int, rate: float, seconds: float, idle: int, hold: float) 
             service = start_service(url, port, log, "uvloop", s3)
             try:
                 cpu = await generator_cpu(base, pairs, rate, seconds)
-                connections = await idle_connections(base, service.pid, idle, hold)
             finally:
                 service.terminate()
                 service.wait(timeout=30)
     finally:
         await drop_database(name)
-    return {"cpu_per_delivered": cpu, "idle_connections": connections}
+    return {"cpu_per_delivered": cpu}
 
 
 if __name__ == "__main__":
@@ -103,7 +80,5 @@ if __name__ == "__main__":
     parser.add_argument("--pairs", type=int, default=60)
     parser.add_argument("--rate", type=float, default=300, help="messages/s of the scenario")
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--idle", type=int, default=5000, help="idle connections one generator process opens")
-    parser.add_argument("--hold", type=float, default=5, help="seconds the idle connections are held")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.pairs, args.rate, args.seconds, args.idle, args.hold)), indent=2))
+    print(json.dumps(asyncio.run(main(args.pairs, args.rate, args.seconds)), indent=2))

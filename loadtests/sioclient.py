@@ -118,6 +118,15 @@ class SioClient:
             raise ConnectError("closed during the namespace join")
         self.connected = True
 
+    @property
+    def local_address(self) -> str | None:
+        """The address this connection's socket is bound to (None when not connected)."""
+        ws = self._ws
+        try:
+            return str(ws.sock.getsockname()[0]) if ws is not None and ws.sock is not None else None
+        except OSError:
+            return None
+
     def _socket(self) -> socket.socket | None:
         """A TCP socket from the source address, connected to the target; None: the system picks the source."""
         if self.source_address is None:

@@ -59,7 +59,7 @@ def verdict_table(summary: dict[str, Any]) -> str:
                      f"  (target {fmt.slo_figure(slo['kind'], slo['target'])})")
     stages = summary.get("stages") or []
     for stage in stages if len(stages) > 1 else []:
-        failed = ", ".join(s["name"] for s in stage["slos"] if not s["passed"])
+        failed = ", ".join(s["name"] for s in stage["slos"] if s["passed"] is False)
         lines.append(f"  stage {stage['index']}  {fmt.number(stage['messages_per_second'])} messages/s  "
                      + (f"FAIL: {failed}" if failed else "ok"))
     capacity = summary.get("capacity")

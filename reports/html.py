@@ -566,8 +566,8 @@ def _cell(cell: Cell) -> str:
     return f"<td class='{css}'>{escape(text)}</td>" if css else f"<td>{escape(text)}</td>"
 
 
-def _passed(passed: bool) -> Cell:
-    return ("yes", "ok") if passed else ("NO", "bad")
+def _passed(passed: bool | None) -> Cell:
+    return "no data" if passed is None else ("yes", "ok") if passed else ("NO", "bad")
 
 
 def _failures(value: int) -> Cell:
@@ -575,6 +575,8 @@ def _failures(value: int) -> Cell:
 
 
 def _slo_cell(slo: dict[str, Any]) -> Cell:
+    if slo["passed"] is None:
+        return "no data"
     return (fmt.slo_figure(slo["kind"], slo["value"]), "ok" if slo["passed"] else "bad")
 
 

@@ -239,14 +239,23 @@ def generator_summary(run: RunData) -> dict[str, Any]:
 
 
 def stage_summary(run: RunData, stage: Stage) -> dict[str, Any]:
-    """A stage evaluated on its plateau: every SLO but the run-wide checker ones."""
+    """A stage evaluated on its plateau: every SLO but the run-wide checker ones.
+
+    Outside a capacity search the run's SLOs judge the run, and a stage only shows them on its plateau: a latency
+    or error ratio with no samples there (no reconnects while nothing failed) is "no data" (passed None), not a
+    breach. In a capacity search the stages are the verdict and a stage without samples breaks."""
     plateau = stage.plateau
     scope = Scope(plateau, plateau, checker=False)
-    slos = [entry for slo in run.scenario.slos if slo.stage in (None, stage.index)
-            and (entry := evaluate_slo(run, slo, scope)) is not None]
+    judged = [(slo, entry) for slo in run.scenario.slos if slo.stage in (None, stage.index)
+              and (entry := evaluate_slo(run, slo, scope)) is not None]
+    for slo, entry in judged:
+        if (run.scenario.capacity is None and slo.stage is None and entry["value"] is None
+                and slo.kind in ("latency", "error_ratio")):
+            entry["passed"] = None
+    slos = [entry for _slo, entry in judged]
     return {"index": stage.index, "messages_per_second": stage.messages_per_second, "users": stage.users,
             "window": plateau.as_dict(),
-            "slos": slos, "passed": all(entry["passed"] for entry in slos)}
+            "slos": slos, "passed": all(entry["passed"] is not False for entry in slos)}
 
 
 def find_capacity(stages: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import query, send
+from benchmarks import connections, query, send
 from benchmarks.pairs import free_port
 from benchmarks.profile import profiling, top_entries
 
@@ -90,3 +90,17 @@ def test_python_m_benchmarks_refuses_a_missing_before_file(tmp_path: Path) -> No
                           capture_output=True, text=True, timeout=60, check=False,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 2 and "--before: no such file" in done.stderr
+
+
+def test_the_connections_section_binds_two_source_addresses_and_fits_memory_per_connection() -> None:
+    result = asyncio.run(connections.main(count=400, hold_seconds=0.5, concurrency=16))
+    assert result["connected"] == result["alive_after_hold"] == 400 and result["failures"] == 0
+    # the harness's client bound each socket to its source address, round robin
+    assert result["source_addresses"] == ["127.0.0.1", "127.0.0.2"]
+    assert [n for n, _gen, _svc in result["samples"]][:2] == [0, 40] and len(result["samples"]) >= 10
+    # each process grows with its connections: a positive slope, and under 1 MiB per connection
+    assert 0 < result["service_bytes_per_connection"] < 2**20
+    assert 0 < result["generator_bytes_per_connection"] < 2**20
+    assert abs(result["service_connections_per_gib"] * result["service_bytes_per_connection"] / 2**30 - 1) < 0.01
+    assert result["connects_per_second"] > 0 and result["service_cpu_seconds"] > 0
+    assert result["ceiling_over_admission"] == round(result["connects_per_second"] / 1000, 2)

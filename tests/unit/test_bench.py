@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as suite
-from benchmarks import openloop, query
+from benchmarks import connections, openloop, query
 from benchmarks.pairs import busy_percent, machine_jiffies, pct
 from benchmarks.profile import top_entries
 
@@ -135,7 +135,7 @@ def test_the_table_has_a_before_column_and_the_profile() -> None:
 
 
 def test_unknown_sections_are_refused() -> None:
-    with pytest.raises(Exception, match="sections are send, query, generator, report"):
+    with pytest.raises(Exception, match="sections are send, query, generator, connections, report"):
         suite._sections("send,speed")
 
 
@@ -146,3 +146,22 @@ def test_a_latency_figure_fails_when_requests_failed_or_went_missing() -> None:
     rows = {r["key"]: r["met"] for r in suite.figures({"query": query_section})}
     assert rows["inbox_p99_half"] and rows["inbox_p99_half_window"]
     assert not rows["history_p99_half"] and not rows["history_p99_half_window"]
+
+
+def test_the_connections_figures_come_from_the_slopes_and_the_connect_phase() -> None:
+    samples = [[n, 40_000_000 + 15_000 * n, 100_000_000 + 34_000 * n] for n in range(0, 10_001, 1000)]
+    worker = {"requested": 10_000, "connected": 10_000, "alive_after_hold": 10_000, "failures": 0,
+              "connect_seconds": 12.5, "generator_cpu_seconds": 7.5, "service_cpu_seconds": 11.0,
+              "rss_bytes": samples[-1][1], "samples": [*samples, [10_000, samples[-1][1] + 10**6, 0]]}
+    section = connections.summarize(worker, 1000.0)
+    # the last sample (after the hold) is not in the fit: its service RSS of 0 would pull the slope down
+    assert section["service_bytes_per_connection"] == 34_000 and section["generator_bytes_per_connection"] == 15_000
+    assert section["service_connections_per_gib"] == round(2**30 / 34_000)
+    assert section["connects_per_second"] == 800.0 and section["ceiling_over_admission"] == 0.8
+    assert section["service_busy_percent"] == 88.0 and section["generator_busy_percent"] == 60.0
+    rows = {r["key"]: r for r in suite.figures({"connections": section})}
+    assert rows["service_kib_per_connection"]["value"] == 33.2 and rows["service_kib_per_connection"]["met"] is False
+    assert rows["generator_kib_per_connection"]["met"] is False and rows["idle_connections"]["met"] is True
+    assert rows["connect_ceiling_over_admission"]["met"] is False and rows["connects_per_second"]["met"] is None
+    fast = connections.summarize({**worker, "connect_seconds": 5.0}, 1000.0)
+    assert {r["key"]: r for r in suite.figures({"connections": fast})}["connect_ceiling_over_admission"]["met"]

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from hdrh.histogram import HdrHistogram
 
+from reports.__main__ import verdict_table
 from reports.build import build
 from reports.plots import BIN_SECONDS, rate_bins, records_frame
 from reports.summary import load_run, summarize
@@ -263,6 +264,26 @@ def test_capacity_is_null_and_the_verdict_fail_when_the_first_stage_breaks(tmp_p
     summary = summarize(load_run(run))
     assert summary["capacity"] is None
     assert summary["verdict"] == "fail"
+
+
+def test_a_run_wide_latency_slo_with_no_samples_on_a_stage_is_no_data_there_not_a_breach(tmp_path: Path) -> None:
+    # reconnects only in the second stage (after a fault): the first stage's plateau has none
+    hist = {SEND: steady(6, 60, [5] * 10), ("WS", "reconnect"): steady(40, 60, [900] * 2)}
+    slos = [{"kind": "latency", "request": "reconnect", "percentile": 99, "max": "30s"},
+            {"kind": "latency", "request": "message:send", "percentile": 99, "max": "100ms", "stage": 0}]
+    run = write_run(tmp_path / "run", slos=slos, hist=hist, stages=((30, 100), (30, 100)), warmup=5, settle=5)
+    summary = summarize(load_run(run))
+    first, second = summary["stages"]
+    assert [(s["name"], s["value"], s["passed"]) for s in first["slos"]] == [
+        ("reconnect p99 <= 30s", None, None),
+        ("message:send p99 <= 100ms (stage 0)", pytest.approx(0.005, rel=0.01), True)]
+    assert first["passed"] is True and second["passed"] is True and summary["verdict"] == "pass"
+    assert "stage 0  100 messages/s  ok" in verdict_table(summary)
+    # in a capacity search the stages are the verdict: a stage without samples breaks
+    run = write_run(tmp_path / "capacity", slos=slos[:1], hist=hist, stages=((30, 100), (30, 200)), warmup=5,
+                    settle=5, capacity={"stop_on_breach": False})
+    summary = summarize(load_run(run))
+    assert summary["stages"][0]["slos"][0]["passed"] is False and summary["capacity"] is None
 
 
 def test_without_capacity_the_summary_keeps_stages_and_a_null_capacity(tmp_path: Path) -> None:
