@@ -100,6 +100,12 @@ FIGURES = (
            "(CONNECT_ADMISSION_PER_SECOND)", "connections", "ratio", lambda r: r["ceiling_over_admission"],
            ">= 1 (the bucket sheds before the instance saturates)",
            lambda v, r: v is not None and v >= 1 and r["failures"] == 0),
+    Figure("service_cpu_ms_per_disconnect", "service CPU per disconnect, all 10,000 closing at once", "connections",
+           "ms", lambda r: r["service_cpu_ms_per_disconnect"], "<= its CPU per connect",
+           lambda v, r: v is not None and r["service_cpu_ms_per_connect"] is not None
+           and v <= r["service_cpu_ms_per_connect"]),
+    Figure("service_cpu_ms_per_connect", "service CPU per connect (token check, session, rooms)", "connections",
+           "ms", lambda r: r["service_cpu_ms_per_connect"], "(for reading the one above)", lambda v, r: None),
     Figure("connect_service_busy", "service CPU over the connects (a core = 100 %)", "connections", "%",
            lambda r: r["service_busy_percent"], "(near 100: the service bounds the ceiling)", lambda v, r: None),
     Figure("connect_generator_busy", "generator CPU over the connects", "connections", "%",

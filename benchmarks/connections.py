@@ -8,7 +8,9 @@ connection is the slope of RSS against connections (numpy polyfit, as the report
 interpreter, the pools and the caches each process starts with are not counted, and connections per GiB is
 2^30 over it. Connects/s is the connections over the connect phase's wall time, with both processes' CPU over the
 same phase: a process near 100 % of a core is the bound. The instance's connect bucket (1,000/s by default)
-should sit below that ceiling, or it does not protect the instance in a reconnect storm.
+should sit below that ceiling, or it does not protect the instance in a reconnect storm. Last, every connection
+closes at once (a generator's end, a partition): the service's CPU until it is idle again, per disconnect, next to
+its CPU per connect.
 
     python -m benchmarks.connections [--connections 10000] [--hold 5] [--concurrency 64]
 """
@@ -35,6 +37,10 @@ def _per_gib(slope: float | None) -> float | None:
     return None if not slope or slope <= 0 else round(2**30 / slope)
 
 
+def _ms_each(seconds: float | None, count: int) -> float | None:
+    return None if seconds is None or not count else round(1000 * seconds / count, 3)
+
+
 def summarize(worker: dict[str, Any], admission_rate: float) -> dict[str, Any]:
     """The figures of one idle-connection run: slopes, per GiB, connects/s and who was busy."""
     samples = worker["samples"]
@@ -52,6 +58,9 @@ def summarize(worker: dict[str, Any], admission_rate: float) -> dict[str, Any]:
             "service_busy_percent": None if worker["service_cpu_seconds"] is None
             else round(100 * worker["service_cpu_seconds"] / seconds, 1),
             "generator_busy_percent": round(100 * worker["generator_cpu_seconds"] / seconds, 1),
+            "service_cpu_ms_per_connect": _ms_each(worker["service_cpu_seconds"], worker["connected"]),
+            "service_cpu_ms_per_disconnect": _ms_each(worker.get("disconnect_service_cpu_seconds"),
+                                                      worker["connected"]),
             "admission_per_second": admission_rate,
             "ceiling_over_admission": round(rate / admission_rate, 2) if admission_rate else None}
 

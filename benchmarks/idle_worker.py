@@ -76,9 +76,28 @@ def hold(base: str, count: int, first_id: int, seconds: float, *, sources: list[
               "service_cpu_seconds": None if service_cpu is None else round(service_cpu, 2),
               "source_addresses": sorted({c.local_address for c in clients if c.local_address}),
               "rss_before_bytes": samples[0][1], "rss_bytes": samples[-1][1], "samples": samples}
+    # then every connection closes at once, as a generator's end or a network partition does: the service's CPU
+    # until it is idle again is what the disconnects cost it
+    t0, service_cpu0 = time.perf_counter(), cpu_seconds(service_pid) if service_pid else 0.0
     for client in clients:
         client.close()
+    if service_pid:
+        result["disconnect_service_cpu_seconds"] = round(_until_idle(service_pid) - service_cpu0, 2)
+        result["disconnect_seconds"] = round(time.perf_counter() - t0, 2)
     return result
+
+
+def _until_idle(pid: int, limit: float = 300.0) -> float:
+    """The process's CPU seconds once it has used under 2 % of a core over half a second (at most `limit` s)."""
+    deadline = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        gevent.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - last < 0.01:
+            return now
+        last = now
+    return last
 
 
 if __name__ == "__main__":

@@ -34,7 +34,54 @@ MAX_RETRY_SLEEP = 5.0
 BATCH = "batch"
 
 
-class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+class IndexedRooms:
+    """The rooms of each sid, kept beside python-socketio's rooms (a mixin before its manager class).
+
+    The stock manager finds a sid's rooms by copying and scanning every room of the namespace (basic_disconnect,
+    get_rooms): with 10,000 sockets (each in its sid room and its user's room) one disconnect cost 2.6 ms of CPU,
+    and the disconnects of a generator's end or of a network partition blocked the event loop for as long as
+    10,000 x that. Here entering and leaving also update a sid -> rooms index, and a disconnect leaves exactly the
+    rooms the index holds. Every room change goes through basic_enter_room / basic_leave_room, so the two agree.
+    """
+
+    rooms: dict[Any, dict[Any, Any]]
+    callbacks: dict[str, Any]
+    pending_connect: dict[str, list[str]]
+    pending_disconnect: dict[str, list[str]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rooms_of: dict[tuple[str, str], set[str | None]] = {}
+
+    def basic_enter_room(self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None) -> None:
+        super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]
+        self._rooms_of.setdefault((namespace, sid), set()).add(room)
+
+    def basic_leave_room(self, sid: str, namespace: str, room: str | None) -> None:
+        super().basic_leave_room(sid, namespace, room)  # type: ignore[misc]
+        rooms = self._rooms_of.get((namespace, sid))
+        if rooms is not None:
+            rooms.discard(room)
+            if not rooms:
+                del self._rooms_of[(namespace, sid)]
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        if namespace not in self.rooms:
+            return
+        for room in list(self._rooms_of.get((namespace, sid), ())):
+            self.basic_leave_room(sid, namespace, room)
+        self.callbacks.pop(sid, None)
+        for pending in (self.pending_connect, self.pending_disconnect):
+            if sid in pending.get(namespace, ()):
+                pending[namespace].remove(sid)
+                if not pending[namespace]:
+                    del pending[namespace]
+
+    def get_rooms(self, sid: str, namespace: str) -> list[str]:
+        return [room for room in self._rooms_of.get((namespace, sid), ()) if room is not None]
+
+
+class RedisManager(IndexedRooms, socketio.AsyncRedisManager):  # type: ignore[misc]
     def __init__(self, url: str, *, channel: str, timeout: float) -> None:
         super().__init__(url, channel=channel, redis_options={"socket_connect_timeout": timeout})
         self._timeout = timeout

@@ -140,6 +140,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         return from_http_exception(exc)
     except UNAVAILABLE_ERRORS as exc:
+        if isinstance(exc, ConnectionResetError) and (request.transport is None or request.transport.is_closing()):
+            # the client went away (a load balancer gave up on a slow handshake): nothing to answer, no outage;
+            # aiohttp drops the request quietly
+            raise
         errlog.warning("dependency unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
         return error_response(503, "unavailable", "a dependency is unavailable; retry later",
                               {"Retry-After": "1"})

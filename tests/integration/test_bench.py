@@ -104,3 +104,5 @@ def test_the_connections_section_binds_two_source_addresses_and_fits_memory_per_
     assert abs(result["service_connections_per_gib"] * result["service_bytes_per_connection"] / 2**30 - 1) < 0.01
     assert result["connects_per_second"] > 0 and result["service_cpu_seconds"] > 0
     assert result["ceiling_over_admission"] == round(result["connects_per_second"] / 1000, 2)
+    # then all closed at once: the service's CPU until idle again, per disconnect
+    assert result["service_cpu_ms_per_disconnect"] > 0 and result["disconnect_seconds"] > 0

@@ -8,10 +8,14 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application, Request
 
+from sut import middlewares
 from sut.app import create_app
 from sut.settings import Settings
 from tests.support import auth, new_id, new_pair
@@ -171,3 +175,27 @@ async def test_unauthenticated_routes_are_not_rate_limited(aiohttp_client: Aioht
     client = await limited_client(aiohttp_client, settings, rate_limit_per_second=1, rate_limit_burst=1)
     statuses = [(await client.get("/openapi.json")).status for _ in range(5)]
     assert statuses == [200] * 5
+
+
+async def test_a_client_gone_before_its_answer_is_no_dependency_outage(aiohttp_client: AiohttpClient,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A reset from a client that closed (nginx giving up on a slow handshake) is dropped quietly; the same error
+    with the client still there is still an unavailable dependency, 503."""
+    async def gone(request: Request) -> web.StreamResponse:
+        assert request.transport is not None
+        request.transport.close()
+        raise ClientConnectionResetError("Cannot write to closing transport")
+
+    async def reset(request: Request) -> web.StreamResponse:
+        raise ConnectionResetError("a dependency's socket was reset")
+
+    app = Application(middlewares=[middlewares.errors])
+    app.router.add_get("/gone", gone)
+    app.router.add_get("/reset", reset)
+    client = await aiohttp_client(app)
+    with pytest.raises(aiohttp.ClientError):
+        await client.get("/gone")
+    assert not [r for r in caplog.records if r.getMessage() == "dependency unavailable"]
+    response = await client.get("/reset")
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    assert [r for r in caplog.records if r.getMessage() == "dependency unavailable"]

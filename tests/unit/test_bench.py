@@ -152,6 +152,7 @@ def test_the_connections_figures_come_from_the_slopes_and_the_connect_phase() ->
     samples = [[n, 40_000_000 + 15_000 * n, 100_000_000 + 34_000 * n] for n in range(0, 10_001, 1000)]
     worker = {"requested": 10_000, "connected": 10_000, "alive_after_hold": 10_000, "failures": 0,
               "connect_seconds": 12.5, "generator_cpu_seconds": 7.5, "service_cpu_seconds": 11.0,
+              "disconnect_service_cpu_seconds": 25.0,
               "rss_bytes": samples[-1][1], "samples": [*samples, [10_000, samples[-1][1] + 10**6, 0]]}
     section = connections.summarize(worker, 1000.0)
     # the last sample (after the hold) is not in the fit: its service RSS of 0 would pull the slope down
@@ -163,5 +164,8 @@ def test_the_connections_figures_come_from_the_slopes_and_the_connect_phase() ->
     assert rows["service_kib_per_connection"]["value"] == 33.2 and rows["service_kib_per_connection"]["met"] is False
     assert rows["generator_kib_per_connection"]["met"] is False and rows["idle_connections"]["met"] is True
     assert rows["connect_ceiling_over_admission"]["met"] is False and rows["connects_per_second"]["met"] is None
-    fast = connections.summarize({**worker, "connect_seconds": 5.0}, 1000.0)
-    assert {r["key"]: r for r in suite.figures({"connections": fast})}["connect_ceiling_over_admission"]["met"]
+    # 2.5 ms per disconnect against 1.1 per connect: the disconnects scanned every room
+    assert section["service_cpu_ms_per_disconnect"] == 2.5 and rows["service_cpu_ms_per_disconnect"]["met"] is False
+    fast = connections.summarize({**worker, "connect_seconds": 5.0, "disconnect_service_cpu_seconds": 3.3}, 1000.0)
+    rows = {r["key"]: r for r in suite.figures({"connections": fast})}
+    assert rows["connect_ceiling_over_admission"]["met"] and rows["service_cpu_ms_per_disconnect"]["met"]
