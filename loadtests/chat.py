@@ -419,7 +419,9 @@ class ChatPair(FastHttpUser):
             try:
                 ack = client.call("sync", {"after_id": side.cursor, "limit": 500}, timeout=ACK_TIMEOUT)
             except (gevent.Timeout, ConnectionError) as exc:
-                self._fire("sync", elapsed_ms(started), exc)
+                # one failure name per cause (a gevent Timeout's text holds its address: one row each)
+                why = AckError(f"no ack in {ACK_TIMEOUT:g} s") if isinstance(exc, gevent.Timeout) else exc
+                self._fire("sync", elapsed_ms(started), why)
                 raise
             ok = isinstance(ack, dict) and ack.get("ok")
             self._fire("sync", elapsed_ms(started), None if ok else AckError(str(ack)[:200]))

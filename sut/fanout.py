@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import socketio
@@ -34,6 +35,44 @@ MAX_RETRY_SLEEP = 5.0
 BATCH = "batch"
 
 
+class _Pending:
+    """The sids of one namespace still connecting or disconnecting, for python-socketio's manager, which keeps them
+    in a list and asks `sid in` it on every event (is_connected): the same append / remove / in / len, in O(1)."""
+
+    def __init__(self, sids: Iterable[str] = ()) -> None:
+        self._sids = dict.fromkeys(sids)
+
+    def append(self, sid: str) -> None:
+        self._sids[sid] = None
+
+    def remove(self, sid: str) -> None:
+        try:
+            del self._sids[sid]
+        except KeyError:
+            raise ValueError(f"{sid!r} is not pending") from None
+
+    def __contains__(self, sid: object) -> bool:
+        return sid in self._sids
+
+    def __len__(self) -> int:
+        return len(self._sids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sids)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, _Pending)) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class _PendingByNamespace(dict[str, _Pending]):
+    """namespace -> _Pending; the manager stores a new list here, which becomes a _Pending."""
+
+    def __setitem__(self, namespace: str, sids: Iterable[str]) -> None:
+        super().__setitem__(namespace, sids if isinstance(sids, _Pending) else _Pending(sids))
+
+
 class IndexedRooms:
     """The rooms of each sid, kept beside python-socketio's rooms (a mixin before its manager class).
 
@@ -42,16 +81,22 @@ class IndexedRooms:
     and the disconnects of a generator's end or of a network partition blocked the event loop for as long as
     10,000 x that. Here entering and leaving also update a sid -> rooms index, and a disconnect leaves exactly the
     rooms the index holds. Every room change goes through basic_enter_room / basic_leave_room, so the two agree.
+
+    The sids still connecting or disconnecting are kept in lists the manager scans on every event (is_connected):
+    during a connect storm, with hundreds of handshakes waiting on their connect handler, each event paid for all
+    of them. Here they are _Pending, the same operations in O(1).
     """
 
     rooms: dict[Any, dict[Any, Any]]
     callbacks: dict[str, Any]
-    pending_connect: dict[str, list[str]]
-    pending_disconnect: dict[str, list[str]]
+    pending_connect: dict[str, _Pending]
+    pending_disconnect: dict[str, _Pending]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rooms_of: dict[tuple[str, str], set[str | None]] = {}
+        self.pending_connect = _PendingByNamespace()
+        self.pending_disconnect = _PendingByNamespace()
 
     def basic_enter_room(self, sid: str, namespace: str, room: str | None, eio_sid: str | None = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)  # type: ignore[misc]

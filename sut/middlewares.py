@@ -121,6 +121,8 @@ async def headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
+CLIENT_CLOSED = 499
+
 # OperatorInterventionError: query cancelled, server shutting down or crashed, not accepting connections yet
 UNAVAILABLE_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.OperatorInterventionError,
                       asyncpg.TooManyConnectionsError, OSError, asyncio.TimeoutError)
@@ -137,13 +139,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return from_domain(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
-            raise
+            return web.Response(status=CLIENT_CLOSED)
         return from_http_exception(exc)
     except UNAVAILABLE_ERRORS as exc:
         if isinstance(exc, ConnectionResetError) and (request.transport is None or request.transport.is_closing()):
-            # the client went away (a load balancer gave up on a slow handshake): nothing to answer, no outage;
-            # aiohttp drops the request quietly
-            raise
+            # the client went away (a load balancer gave up on a slow handshake): no outage, and nobody to answer;
+            # counted as nginx's 499 (client closed request), and aiohttp drops the write quietly
+            return web.Response(status=CLIENT_CLOSED)
         errlog.warning("dependency unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
         return error_response(503, "unavailable", "a dependency is unavailable; retry later",
                               {"Retry-After": "1"})

@@ -41,15 +41,19 @@ def test_the_index_agrees_with_the_stock_manager_through_random_operations() -> 
     stock, indexed = managers()
     rng = random.Random(7)
     sids: list[str] = []
+    connecting: list[str] = []     # pre-connected, their connect handler not done yet
     for step in range(3000):
         op = rng.random()
         if op < 0.3 or not sids:
             eio = f"e{step}"
             sid = stock.pre_connect(eio, "/")
             assert indexed.pre_connect(eio, "/") == sid
-            stock.connect(sid, "/")
-            indexed.connect(sid, "/")
-            sids.append(sid)
+            connecting.append(sid)
+            if rng.random() < 0.7:
+                sid = connecting.pop(rng.randrange(len(connecting)))
+                stock.connect(sid, "/")
+                indexed.connect(sid, "/")
+                sids.append(sid)
         elif op < 0.6:
             sid, room = rng.choice(sids), f"user:{rng.randrange(40)}"
             stock.basic_enter_room(sid, "/", room)
@@ -70,10 +74,14 @@ def test_the_index_agrees_with_the_stock_manager_through_random_operations() -> 
             stock.basic_disconnect(sid, "/")
             indexed.basic_disconnect(sid, "/")
         assert stock.rooms == indexed.rooms
+        probe = rng.choice(sids + connecting + ["s0"])     # s0: never connected
+        assert stock.is_connected(probe, "/") == indexed.is_connected(probe, "/")
+        assert stock.is_pre_connected(probe, "/") == indexed.is_pre_connected(probe, "/")
         assert stock.pending_connect == indexed.pending_connect
         assert stock.pending_disconnect == indexed.pending_disconnect
-    assert sids and all(rooms_of(stock, sid) == rooms_of(indexed, sid) for sid in sids)
-    for sid in sids:
+    assert sids and connecting and all(rooms_of(stock, sid) == rooms_of(indexed, sid) for sid in sids)
+    assert len(indexed.pending_connect["/"]) == len(connecting)
+    for sid in sids + connecting:
         indexed.basic_disconnect(sid, "/")
     assert indexed._rooms_of == {} and "/" not in indexed.rooms
 
