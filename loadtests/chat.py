@@ -412,6 +412,7 @@ class ChatPair(FastHttpUser):
         """Page through `sync` from the side's cursor until an empty page; returns the messages read."""
         client = side.client
         total = 0
+        refusals = 0
         for _ in range(1000):
             if client is None:
                 raise ConnectionError("not connected")
@@ -429,7 +430,10 @@ class ChatPair(FastHttpUser):
                 error = ack.get("error") if isinstance(ack, dict) else None
                 error = error if isinstance(error, dict) else {}
                 if error.get("code") in ("rate_limited", "unavailable", "overloaded"):
-                    gevent.sleep(float(error.get("retry_after") or 1))
+                    # after the service's retry_after, jittered under a doubling ceiling: users shed together
+                    # (all that reconnected in the same second) must not all come back in the same second again
+                    refusals += 1
+                    gevent.sleep(reconnect_delay(refusals, float(error.get("retry_after") or 1)))
                     continue
                 raise AckError(str(error))
             for message in ack["items"]:
