@@ -139,7 +139,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return from_domain(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
-            return web.Response(status=CLIENT_CLOSED)
+            raise
         return from_http_exception(exc)
     except UNAVAILABLE_ERRORS as exc:
         if isinstance(exc, ConnectionResetError) and (request.transport is None or request.transport.is_closing()):

@@ -189,10 +189,16 @@ async def test_a_client_gone_before_its_answer_is_no_dependency_outage(aiohttp_c
     async def reset(request: Request) -> web.StreamResponse:
         raise ConnectionResetError("a dependency's socket was reset")
 
+    async def moved(request: Request) -> web.StreamResponse:
+        raise web.HTTPFound("/reset")
+
     app = Application(middlewares=[middlewares.errors])
     app.router.add_get("/gone", gone)
     app.router.add_get("/reset", reset)
+    app.router.add_get("/moved", moved)
     client = await aiohttp_client(app)
+    redirect = await client.get("/moved", allow_redirects=False)   # a redirect still passes through as it is
+    assert redirect.status == 302 and redirect.headers["Location"] == "/reset"
     with pytest.raises(aiohttp.ClientError):
         await client.get("/gone")
     assert not [r for r in caplog.records if r.getMessage() == "dependency unavailable" or r.levelname == "ERROR"]
