@@ -147,25 +147,31 @@ def service_key(series: Series) -> tuple[str, tuple[str, ...]] | None:
 
 
 def compare(run: RunData, percentile: float = 99.0) -> dict[str, Any] | None:
-    """The send window's length, the seconds of it the service's totals span (between scrapes inside it), and one
-    entry per client request the service measured too, both over that span (the client's records by midpoint):
-    the client's quantile (HDR) and the service's (from window.json's bucket counts) with its bucket, and the
-    finding (`finding`). None without window.json."""
+    """The send window's length, the seconds of it every instance's totals span (between scrapes inside it), and
+    one entry per client request the service measured too: the client's quantile (HDR) over that span (its records
+    by midpoint) and the service's (from window.json's bucket counts) with its bucket, and the finding
+    (`finding`). None without window.json."""
     totals = window_totals(run)
     if totals is None:
         return None
-    span = service_span(totals, rate_facts(run).get("scrape_interval"))
-    window = run.send_window if span is None else Window(max(span[0], run.send_window.start),
-                                                         min(span[1], run.send_window.end))
-    return {"window_seconds": round(run.send_window.length, 3),
-            "service_seconds": None if span is None else round(window.length, 3),
-            "requests": _requests(run, totals, window, percentile)}
+    spans = service_spans(totals, rate_facts(run).get("scrape_interval"))
+    sends = run.send_window
+    inner, outer = (sends, sends) if spans is None else (_clip(spans[0], sends), _clip(spans[1], sends))
+    return {"window_seconds": round(sends.length, 3),
+            "service_seconds": None if spans is None else round(inner.length, 3),
+            "requests": _requests(run, totals, inner, outer, percentile)}
 
 
-def service_span(totals: dict[str, Any], scrape: Any) -> tuple[float, float] | None:
-    """The span every instance's differences cover: from the latest of their first samples in the window to the
-    earliest of their last ones (scrapes are regular: the first came samples - 1 intervals before the last);
-    None when window.json or the scrape interval does not say."""
+def _clip(span: Window, to: Window) -> Window:
+    return Window(max(span.start, to.start), min(span.end, to.end))
+
+
+def service_spans(totals: dict[str, Any], scrape: Any) -> tuple[Window, Window] | None:
+    """The spans of the instances' differences, each from its first sample in the window to its last (scrapes are
+    regular: the first came samples - 1 intervals before the last): the one all of them cover (from the latest
+    first sample to the earliest last one) and the one any of them covers. Instances are scraped at their own
+    phases, so each instance's total lies between the two. None when window.json or the scrape interval does
+    not say, or no span is common to all."""
     if not isinstance(scrape, int | float) or scrape <= 0:
         return None
     try:
@@ -176,11 +182,22 @@ def service_span(totals: dict[str, Any], scrape: Any) -> tuple[float, float] | N
     spans = [(last[i] - (samples[i] - 1) * scrape, last[i]) for i in last if samples.get(i, 0) >= 2]
     if not spans:
         return None
-    start, end = max(a for a, _ in spans), min(b for _, b in spans)
-    return (start, end) if end > start else None
+    inner = Window(max(a for a, _ in spans), min(b for _, b in spans))
+    outer = Window(min(a for a, _ in spans), max(b for _, b in spans))
+    return (inner, outer) if inner.end > inner.start else None
 
 
-def _requests(run: RunData, totals: dict[str, Any], window: Window, percentile: float) -> list[dict[str, Any]]:
+def client_count_bounds(series: Series, inner: Window, outer: Window) -> tuple[int, int]:
+    """The fewest and the most of the client's requests the service's totals can hold: each instance counted
+    over a span between `inner` and `outer`, and a client record (REPORT_INTERVAL long) is only known whole, so
+    at least the records wholly inside `inner` and at most those overlapping `outer`."""
+    low = sum(r.count for r in series.records if inner.start <= r.start and r.end <= inner.end)
+    high = sum(r.count for r in series.records if r.end > outer.start and r.start < outer.end)
+    return low, high
+
+
+def _requests(run: RunData, totals: dict[str, Any], inner: Window, outer: Window,
+              percentile: float) -> list[dict[str, Any]]:
     found = {family: histograms(totals, family) for family in FAMILIES}
     key = f"p{percentile:g}"
     out = []
@@ -188,35 +205,39 @@ def _requests(run: RunData, totals: dict[str, Any], window: Window, percentile: 
         where = service_key(series)
         if where is None or where[1] not in found[where[0]]:
             continue
-        records = series.within(window)
+        records = series.within(inner)
         client = latency_figures(merge(r.counts for r in records)).get(key) if records else None
         service = bucket_quantile(percentile / 100, found[where[0]][where[1]])
         if client is None or service is None:
             continue
         count = sum(r.count for r in records)
+        bounds = client_count_bounds(series, inner, outer)
         out.append({"request": run.label(series), "transport": where[0],
-                    "client": {key: client, "count": count},
+                    "client": {key: client, "count": count, "count_bounds": list(bounds)},
                     "service": {key: round(service.value, 6), "lower": service.lower,
                                 "upper": None if math.isinf(service.upper) else service.upper,
                                 "count": int(service.count)},
-                    **finding(client, service, count)})
+                    **finding(client, service, count, bounds)})
     return out
 
 
-def finding(client: float, service: Quantile, client_count: int | None = None) -> dict[str, Any]:
+def finding(client: float, service: Quantile, client_count: int | None = None,
+            bounds: tuple[int, int] | None = None) -> dict[str, Any]:
     """Where the client's quantile lies against the service's bucket, allowing the client's own 1 %: `inside`,
-    `client_above`, `client_below`; `not_comparable` when the two did not count the same requests (counts more
-    than COUNT_TOLERANCE apart: other clients, or a window Prometheus covered only in part) or too few of them
-    for a p99 (under MIN_SAMPLES, a p99 is the maximum)."""
+    `client_above`, `client_below`; `not_comparable` when the two did not count the same requests or too few of
+    them for a p99 (under MIN_SAMPLES, a p99 is the maximum). The same requests: the service's count within
+    COUNT_TOLERANCE of the client's `bounds` (the fewest and most of its requests the service's spans can hold;
+    `client_count` both when not given), else other clients, or a window Prometheus covered only in part."""
     if client_count is not None:
-        counts = (client_count, service.count)
-        if min(counts) < MIN_SAMPLES:
+        low, high = bounds or (client_count, client_count)
+        if min(client_count, service.count) < MIN_SAMPLES:
             return {"finding": "not_comparable", "beyond": None,
                     "why": f"fewer than {MIN_SAMPLES} samples: a p99 is then the slowest one"}
-        if abs(client_count - service.count) > COUNT_TOLERANCE * max(counts):
+        if not low * (1 - COUNT_TOLERANCE) <= service.count <= high * (1 + COUNT_TOLERANCE):
+            between = "" if low == high else f" ({low:,} to {high:,} over the spans the service's scrapes cover)"
             return {"finding": "not_comparable", "beyond": None,
-                    "why": f"the service counted {service.count:,.0f}, the client {client_count:,}: not the "
-                           "same requests"}
+                    "why": f"the service counted {service.count:,.0f}, the client {client_count:,}{between}: not "
+                           "the same requests"}
     slack = client * CLIENT_RESOLUTION
     if client - slack > service.upper:
         return {"finding": "client_above", "beyond": round(client - service.upper, 6)}
@@ -235,5 +256,5 @@ FINDINGS = {
 }
 
 
-__all__ = ["FINDINGS", "Quantile", "band", "bucket_quantile", "compare", "edges", "rate_window", "service_key",
-           "window_totals"]
+__all__ = ["FINDINGS", "Quantile", "band", "bucket_quantile", "client_count_bounds", "compare", "edges",
+           "rate_window", "service_key", "service_spans", "window_totals"]

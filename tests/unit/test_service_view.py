@@ -175,3 +175,29 @@ def test_the_client_is_compared_over_the_span_between_the_service_scrapes(tmp_pa
     assert compared is not None and compared["service_seconds"] == 30      # from +19 to +49
     [inbox] = compared["requests"]
     assert inbox["client"]["count"] == 100 and inbox["finding"] == "inside"   # 10 records of 3 s, 10 each
+
+
+@pytest.mark.parametrize(("service_count", "expected"), [(400, "inside"), (200, "inside"), (700, "not_comparable")])
+def test_instances_scraped_at_their_own_phases_still_count_the_same_requests(tmp_path: Path, service_count: int,
+                                                                           expected: str) -> None:
+    """The CI failure of stop 25: two instances' spans 15 s apart, so their summed totals covered more than the
+    span both cover (the service counted 446 sends, the client 360 over the common span). The service's total
+    lies between the client's count over the common span and over the span any instance covers; above that, it
+    counted requests of other clients."""
+    run = write_run(tmp_path / "run", slos=[], hist={INBOX: steady(0, 60, [9] * 40)})   # 40 per 3 s record
+    served = cumulative([0] * 10 + [service_count] + [0] * (len(EDGES) - 11))
+    window_json(run, {("GET", "/messaging/conversations"): served})
+    path = run / "prom" / "window.json"
+    raw = json.loads(path.read_text())
+    instances = {"a": (T0 + 42, 7), "b": (T0 + 57, 7)}      # spans [+12, +42] and [+27, +57]
+    for name, index in (("last_sample", 0), ("samples", 1)):
+        raw["queries"][name] = {"query": "...", "result": [
+            {"metric": {"instance": i, "job": "sut"}, "value": [T0 + 60, str(v[index])]} for i, v in instances.items()]}
+    path.write_text(json.dumps(raw))
+    compared = compare(load_run(run))
+    assert compared is not None and compared["service_seconds"] == 15      # from +27 to +42
+    [inbox] = compared["requests"]
+    assert inbox["client"]["count"] == 200 and inbox["client"]["count_bounds"] == [200, 600]
+    assert inbox["finding"] == expected, inbox
+    if expected == "not_comparable":
+        assert "(200 to 600 over the spans the service's scrapes cover)" in inbox["why"]
