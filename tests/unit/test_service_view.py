@@ -159,18 +159,22 @@ def test_the_plot_draws_the_service_p99_inside_the_band_of_its_bucket(tmp_path: 
     assert "client p99, trailing 20 s" in legends and "service p99, trailing 20 s\n(Prometheus)" in legends
 
 
+def scraped(run: Path, instances: dict[str, tuple[float, int]]) -> None:
+    """window.json's `last_sample` and `samples` for each instance: (its last sample's time, how many)."""
+    path = run / "prom" / "window.json"
+    raw = json.loads(path.read_text())
+    for name, index in (("last_sample", 0), ("samples", 1)):
+        raw["queries"][name] = {"query": "...", "result": [
+            {"metric": {"instance": i, "job": "sut"}, "value": [T0 + 60, str(v[index])]} for i, v in instances.items()]}
+    path.write_text(json.dumps(raw))
+
+
 def test_the_client_is_compared_over_the_span_between_the_service_scrapes(tmp_path: Path) -> None:
     """Each instance's totals lie between its first and last scrape in the window; the client's records are
     taken over the span all instances cover, so both count the same requests."""
     run = write_run(tmp_path / "run", slos=[], hist={INBOX: steady(0, 60, [9] * 10)})
     window_json(run, {("GET", "/messaging/conversations"): cumulative([0] * 10 + [100] + [0] * (len(EDGES) - 11))})
-    path = run / "prom" / "window.json"
-    raw = json.loads(path.read_text())
-    instances = {"a": (T0 + 49, 7), "b": (T0 + 50, 8)}      # last sample, samples: first at +19 and +15
-    for name, index in (("last_sample", 0), ("samples", 1)):
-        raw["queries"][name] = {"query": "...", "result": [
-            {"metric": {"instance": i, "job": "sut"}, "value": [T0 + 60, str(v[index])]} for i, v in instances.items()]}
-    path.write_text(json.dumps(raw))
+    scraped(run, {"a": (T0 + 49, 7), "b": (T0 + 50, 8)})      # (last sample, samples): first at +19 and +15
     compared = compare(load_run(run))
     assert compared is not None and compared["service_seconds"] == 30      # from +19 to +49
     [inbox] = compared["requests"]
@@ -187,13 +191,7 @@ def test_instances_scraped_at_their_own_phases_still_count_the_same_requests(tmp
     run = write_run(tmp_path / "run", slos=[], hist={INBOX: steady(0, 60, [9] * 40)})   # 40 per 3 s record
     served = cumulative([0] * 10 + [service_count] + [0] * (len(EDGES) - 11))
     window_json(run, {("GET", "/messaging/conversations"): served})
-    path = run / "prom" / "window.json"
-    raw = json.loads(path.read_text())
-    instances = {"a": (T0 + 42, 7), "b": (T0 + 57, 7)}      # spans [+12, +42] and [+27, +57]
-    for name, index in (("last_sample", 0), ("samples", 1)):
-        raw["queries"][name] = {"query": "...", "result": [
-            {"metric": {"instance": i, "job": "sut"}, "value": [T0 + 60, str(v[index])]} for i, v in instances.items()]}
-    path.write_text(json.dumps(raw))
+    scraped(run, {"a": (T0 + 42, 7), "b": (T0 + 57, 7)})      # spans [+12, +42] and [+27, +57]
     compared = compare(load_run(run))
     assert compared is not None and compared["service_seconds"] == 15      # from +27 to +42
     [inbox] = compared["requests"]
