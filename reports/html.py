@@ -17,6 +17,7 @@ from typing import Any
 from reports import fmt
 from reports.alerting import notifications_summary, telling_labels, unnotified
 from reports.hist import FIGURE_KEYS
+from reports.machine import bound_text
 from reports.plots import Plot
 from reports.rundata import RunData, gaps
 from reports.service_view import FINDINGS
@@ -68,6 +69,7 @@ def render_report(summary: dict[str, Any], run: RunData | None, plots: Sequence[
         load_section(by_file),
         connections_section(summary, by_file),
         service_section(run, by_file),
+        machine_section(summary, by_file),
         plots_block([p for p in plots if p.file not in SECTION_PLOTS]),
         alerts_block(run),
         notifications_block(run),
@@ -295,7 +297,7 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
 
 SECTION_PLOTS = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "connections.png",
                  "throughput.png",
-                 "schedule_lag.png", "service.png", "capacity.png")
+                 "schedule_lag.png", "service.png", "capacity.png", "machine.png")
 CAPTIONS = {
     "client_vs_server.png": "The p99 the load generator measured against the p99 the service measured itself "
                             "(Prometheus, over the export's rate window, interpolated within the service's "
@@ -313,6 +315,10 @@ CAPTIONS = {
                         "not keep the target rate.",
     "capacity.png": "Left: each plateau's throughput against its concurrency, with the fitted USL curve. Right: "
                     "each plateau's latency against its throughput; the dashed line is the knee.",
+    "machine.png": "The CPU of the machine the runner ran on, by part (the runner reads every process's CPU time "
+                   "every 2 s): the load generator (the runner and its Locust processes), each local service "
+                   "instance, PostgreSQL, Redis, nginx and the monitoring, stacked; the black line is the "
+                   "machine's busy cores, the dashed one its CPU count.",
     "service.png": "Per service instance (Prometheus): CPU in cores, resident memory, the database pool, the "
                    "WebSocket connections, the event-loop lag p99 and the errors the service counted; the alerts "
                    "that fired are shaded.",
@@ -440,6 +446,21 @@ def connections_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
                        "held" if p["passed"] else "broken"] for p in c.get("plateaus") or []])
     return _section("Users held", [lead, table(["figure", "value"], rows), plateaus,
                                    _images(plots, ("connections.png",))])
+
+
+def machine_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
+    """Where the machine's CPU went over the send window, part by part (the runner's 2 s samples)."""
+    m = summary.get("machine")
+    if not m:
+        return ""
+    lead = f"<p class='note{' err' if m.get('at_capacity') else ''}'>{escape(bound_text(m))}</p>"
+    rows = [[escape(name), f"{v['cores']:.2f}", f"{v['peak']:.2f}", f"{v['share']:.0%}"]
+            for name, v in m["parts"].items()]
+    rows.append(["machine busy", f"{m['busy_cores']:.2f}", f"{m['busy_peak']:.2f}",
+                 f"{m['busy_cores'] / m['cpus']:.0%}"])
+    return _section("The machine's CPU", [lead, table(["part", "cores (mean)", "cores (busiest 2 s)",
+                                                       f"share of {m['cpus']} CPUs"], rows),
+                                          _images(plots, ("machine.png",))])
 
 
 def service_section(run: RunData | None, plots: dict[str, Plot]) -> str:

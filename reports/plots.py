@@ -51,7 +51,7 @@ DOTS_UP_TO = 150  # a line of that many points or fewer marks each of them
 SERVICE_JOB = "sut"  # the Prometheus job of the service's instances
 LOADGEN_JOB = "locust"  # the Prometheus job of the load generator's master
 PLOT_FILES = ("latency.png", "client_vs_server.png", "delivery_cdf.png", "users.png", "connections.png",
-              "throughput.png", "schedule_lag.png", "service.png")
+              "throughput.png", "schedule_lag.png", "service.png", "machine.png")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -72,9 +72,9 @@ def write_plots(run: RunData, out_dir: Path) -> list[Plot]:
     frame = records_frame(run)
     makers: list[Callable[[RunData, pd.DataFrame, Path], Plot | None]] = [
         latency_plot, client_vs_server_plot, delivery_cdf_plot, users_plot, connections_plot, throughput_plot,
-        lag_plot, service_plot]
+        lag_plot, service_plot, machine_plot]
     if frame.empty:
-        makers = [users_plot, connections_plot, service_plot]
+        makers = [users_plot, connections_plot, service_plot, machine_plot]
     return [plot for make in makers if (plot := make(run, frame, out_dir)) is not None]
 
 
@@ -414,6 +414,32 @@ def connections_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot |
     _decorate(ax, run)
     _decorate(mem, run)
     return _save(fig, out_dir, "connections.png", "Connected users and memory over time")
+
+
+def machine_plot(run: RunData, frame: pd.DataFrame, out_dir: Path) -> Plot | None:
+    """Cores by part over time (machine.jsonl), stacked, with the machine's busy cores against its CPU count."""
+    from reports.machine import rank
+
+    samples = sorted(run.machine_samples or [], key=lambda s: float(s.get("at") or 0.0))
+    if not samples:
+        return None
+    names = sorted({p for s in samples for p in (s.get("cores") or {})}, key=rank)
+    t = np.array([float(s["at"]) - run.timeline.t0 for s in samples], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    if names:
+        stack = np.array([[float((s.get("cores") or {}).get(n) or 0.0) for s in samples] for n in names],
+                         dtype=np.float64)
+        ax.stackplot(t, stack, labels=names, step="pre", alpha=0.85)
+    ax.step(t, np.array([float(s.get("busy") or 0.0) for s in samples], dtype=np.float64), where="pre",
+            color="black", linewidth=0.9, label="machine busy")
+    cpus = max(int(s.get("cpus") or 1) for s in samples)
+    ax.axhline(cpus, color="tab:red", linestyle="--", linewidth=0.9, label=f"{cpus} CPUs")
+    ax.set_ylim(0, cpus * 1.08)
+    ax.set_ylabel("cores")
+    ax.set_xlabel("seconds since start")
+    ax.set_title("The machine's CPU by part (2 s samples)", fontsize=10, loc="left")
+    _decorate(ax, run)
+    return _save(fig, out_dir, "machine.png", "The machine's CPU by part")
 
 
 def _users(run: RunData) -> tuple[FloatArray, FloatArray, str] | None:

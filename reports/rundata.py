@@ -161,6 +161,7 @@ class RunData:
     notifications: dict[str, Any] | None = None  # notifications.json: what the alert sink received
     generator_samples: list[dict[str, Any]] | None = None  # generator.jsonl: connections, memory per process
     service_samples: list[dict[str, Any]] | None = None  # service.jsonl: the instances' connections, memory
+    machine_samples: list[dict[str, Any]] | None = None  # machine.jsonl: the machine's CPU by part
 
     @property
     def send_window(self) -> Window:
@@ -229,6 +230,7 @@ def load_run(run_dir: Path) -> RunData:
         notifications=_read_notifications(run_dir / "notifications.json"),
         generator_samples=read_jsonl(run_dir / "generator.jsonl"),
         service_samples=read_jsonl(run_dir / "service.jsonl"),
+        machine_samples=read_jsonl(run_dir / "machine.jsonl"),
     )
 
 

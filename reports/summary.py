@@ -23,6 +23,7 @@ from reports.alerting import notification_value, notifications_summary
 from reports.capacity import analyse
 from reports.connections import connected_value, connections_summary
 from reports.hist import latency_figures, merge, percentile
+from reports.machine import machine_summary
 from reports.recovery import analyse_faults, recovery_value
 from reports.rundata import SCHEDULE_LAG, Record, RunData, RunDataError, Series, Stage, Window, gaps, load_run, rate
 from reports.service_view import compare
@@ -70,6 +71,7 @@ def summarize(run: RunData) -> dict[str, Any]:
         "notifications": notifications_summary(run),
         "client_vs_service": compare(run),
         "connections": connections_summary(run, stages, run_verdict == "pass"),
+        "machine": machine_summary(run),
         "missing": [gap.key for gap in gaps(run)],
     }
     if not run.has_data:

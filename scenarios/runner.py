@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scenarios import notifications, promexport
 from scenarios.faults import FaultSchedule
+from scenarios.machine import CpuByPart
 from scenarios.model import Scenario, ScenarioError, load_scenario
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR, EXIT_ABORTED = 0, 1, 2, 3
@@ -123,17 +124,21 @@ def _run(args: argparse.Namespace) -> int:
     faults = FaultSchedule(scenario.faults, fault_command, run_dir, instances) if scenario.faults else None
     if faults is not None:
         faults.start()
+    machine = CpuByPart(run_dir, instances).start()
     try:
         status, locust_rc = _run_locust(command, env, run_dir, scenario, args.metrics_port, web=args.web,
                                         instances=instances)
     finally:
+        machine.stop()
         if faults is not None:
             faults.stop()   # a fault still in place is undone, whatever ended the run
     aborted = status == "aborted"
     ended = time.time() - (0 if aborted else linger)  # the master's last seconds only served its final figures
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = max(ended - started, 1e-3)
-    generator = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    # the sampler's figure holds the workers, which the children's rusage misses while the master has not reaped
+    # them; it also holds the linger, a second or two of an idle master
+    generator = max(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, machine.generator_seconds)
     readings = {t: (before, _process_cpu(t)) for t, before in service_cpu.items()}
     service = {t: _cpu_over(before, after) for t, (before, after) in readings.items()}
     restarted = [t for t, (before, after) in readings.items() if before and after and before[1] != after[1]]

@@ -21,6 +21,7 @@ from reports.plots import MAX_POINTS, PLOT_FILES, _cdf_points, _server_matches, 
 from reports.promdata import read_matrix, read_prom, read_stats_history, users_over_time
 from reports.rundata import gaps, load_run
 from scenarios.promexport import PROM_QUERIES
+from tests.unit.test_machine import machine_lines, write_machine
 from tests.unit.test_reports import (
     DELIVERY,
     HDR_PRECISION,
@@ -113,6 +114,7 @@ def full_folder(run_dir: Path) -> Path:
     write_prom(run)
     write_stats_history(run)
     write_connections(run, 60)
+    write_machine(run, machine_lines((0.8, 1.2)))
     return run
 
 
