@@ -109,10 +109,15 @@ async def _group_commit(app: web.Application) -> AsyncIterator[None]:
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    client = aioredis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
+    # bounded: each rate-limit check holds a connection until its reply is read, so on a busy event loop an
+    # unbounded pool grew to ~740 connections an instance, opening one for most checks (4.5 % of its CPU in a
+    # 20,000-user run). A call waits for a free one at most REDIS_TIMEOUT, as it waits for a reply.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_pool_max, timeout=settings.redis_timeout,
+        socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=30,
     )
+    client = aioredis.Redis.from_pool(pool)
     app[keys.REDIS] = client
     app[middlewares.RATE_LIMITER] = RateLimiter(
         client, prefix=settings.redis_key_prefix, per_second=settings.rate_limit_per_second,

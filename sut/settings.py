@@ -42,6 +42,7 @@ class Settings:
     db_statement_timeout_ms: int = 10_000
     redis_key_prefix: str = "chat:"
     redis_timeout: float = 1.0
+    redis_pool_max: int = 64
     cache_ttl_seconds: int = 60
     retention_days: int = 365
     retention_interval_seconds: float = 3600.0
@@ -113,6 +114,7 @@ class Settings:
             db_statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", d.db_statement_timeout_ms, 0),
             redis_key_prefix=env.get("REDIS_KEY_PREFIX", d.redis_key_prefix),
             redis_timeout=_float(env, "REDIS_TIMEOUT", d.redis_timeout, 0.05),
+            redis_pool_max=_int(env, "REDIS_POOL_MAX", d.redis_pool_max, 1),
             cache_ttl_seconds=_int(env, "CACHE_TTL_SECONDS", d.cache_ttl_seconds, 0),
             retention_days=_int(env, "RETENTION_DAYS", d.retention_days, 0),
             retention_interval_seconds=_float(env, "RETENTION_INTERVAL_SECONDS", d.retention_interval_seconds, 1),

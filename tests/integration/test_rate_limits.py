@@ -4,6 +4,7 @@ retry_after, stores nothing, and another user is not affected."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import uuid
@@ -16,7 +17,9 @@ import socketio
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application, Request
 
+from sut import keys, metrics
 from sut.app import create_app
+from sut.middlewares import RATE_LIMITER
 from sut.settings import Settings
 from tests.support import ChatClient, Pair, new_pair
 
@@ -104,3 +107,20 @@ async def test_a_connect_rate_of_zero_disables_the_connect_limit(
     client = await limited(aiohttp_client, settings, connect_rate_per_second=0, connect_burst=1)
     user = new_pair().customer
     assert [await connect(client, user, "customer", sockets) for _ in range(4)] == [None] * 4
+
+
+async def test_concurrent_checks_share_a_bounded_pool_of_redis_connections(
+        aiohttp_client: AiohttpClient, settings: Settings) -> None:
+    """A busy instance must not open a Redis connection per check in flight: past REDIS_POOL_MAX they wait for
+    one, and are still answered (not failed open)."""
+    opened = {}
+    for bound in (2, 64):
+        client = await limited(aiohttp_client, settings, redis_pool_max=bound, rate_limit_per_second=1000,
+                               rate_limit_burst=1000)
+        limiter, pool = client.app[RATE_LIMITER], client.app[keys.REDIS].connection_pool
+        errors = metrics.REDIS_ERRORS.labels("ratelimit")._value.get()
+        decisions = await asyncio.gather(*(limiter.check(9_100_000 + n) for n in range(40)))
+        assert all(d.allowed for d in decisions)
+        assert metrics.REDIS_ERRORS.labels("ratelimit")._value.get() == errors   # none failed open
+        opened[bound] = len(pool._available_connections) + len(pool._in_use_connections)
+    assert opened[2] <= 2 < opened[64]
