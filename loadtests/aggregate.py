@@ -7,9 +7,10 @@ runs like any Prometheus histogram), and serves, on :9646 while the run lasts, t
 every one labelled `run_id`: loadgen_users, loadgen_requests_total, loadgen_request_failures_total,
 loadgen_request_duration_seconds, loadgen_message_delivery_seconds, loadgen_schedule_lag_seconds,
 the checker's loadgen_messages_lost_total, loadgen_messages_duplicated_total, loadgen_messages_out_of_order_total,
-loadgen_messages_redelivered_total, loadgen_messages_acked_total, loadgen_messages_delivered_total,
-loadgen_cpu_ratio, and per worker process the socket.io connections it holds (loadgen_connections) and its resident
-memory (loadgen_resident_memory_bytes). Those two go to `generator.jsonl` too, one line per report.
+loadgen_messages_redelivered_total, loadgen_messages_sent_total, loadgen_messages_acked_total,
+loadgen_messages_delivered_total, loadgen_cpu_ratio, and per worker process the socket.io connections it holds
+(loadgen_connections) and its resident memory (loadgen_resident_memory_bytes). Those two go to `generator.jsonl`
+too, one line per report.
 """
 
 from __future__ import annotations
@@ -177,7 +178,7 @@ class Aggregate(Collector):
             family.add_metric([rid], buckets.cumulative(), buckets.total)
             yield family
         counts = self.checker_totals()
-        for counter in ("lost", "duplicated", "out_of_order", "redelivered", "acked", "delivered"):
+        for counter in ("lost", "duplicated", "out_of_order", "redelivered", "sent", "acked", "delivered"):
             checked = CounterMetricFamily(f"loadgen_messages_{counter}", f"Delivery checker: messages {counter}",
                                           labels=["run_id"])
             checked.add_metric([rid], counts[counter])

@@ -380,12 +380,13 @@ def _progress(port: int, scenario: Scenario, run_dir: Path) -> None:
             if name == "loadgen_requests_total":
                 requests += sample.value
                 if labels.get("name") == "message:send":
-                    values["sent"] = sample.value
+                    values["attempts"] = sample.value
             elif name == "loadgen_request_failures_total":
                 failures += sample.value
             elif name == "loadgen_cpu_ratio":
                 values["cpu"] = max(values.get("cpu", 0.0), sample.value)
-            elif name in ("loadgen_users", "loadgen_messages_delivered_total", "loadgen_messages_lost_total"):
+            elif name in ("loadgen_users", "loadgen_messages_sent_total", "loadgen_messages_delivered_total",
+                          "loadgen_messages_lost_total"):
                 values[name] = sample.value
             elif name == "loadgen_connections":
                 values["connections"] = values.get("connections", 0.0) + sample.value
@@ -394,10 +395,13 @@ def _progress(port: int, scenario: Scenario, run_dir: Path) -> None:
     t0 = _t0(run_dir)
     elapsed = time.time() - t0 if t0 else 0.0
     late = values.get("lag_+Inf", 0.0) - values.get("lag_0.1", 0.0)
+    # messages, each once; an attempt is every message:send request, a retry of a shed or unacked send included
+    sent, attempts = values.get("loadgen_messages_sent_total", 0.0), values.get("attempts", 0.0)
     print(f"[{elapsed:5.0f}/{scenario.send_duration + scenario.grace:.0f}s] users {values.get('loadgen_users', 0):.0f}"
           f"  connected {values.get('connections', 0):.0f}"
-          f"  requests {requests:.0f}  failures {failures:.0f}  sent {values.get('sent', 0):.0f}"
-          f"  delivered {values.get('loadgen_messages_delivered_total', 0):.0f}"
+          f"  requests {requests:.0f}  failures {failures:.0f}  sent {sent:.0f}"
+          + (f" ({attempts:.0f} attempts)" if attempts > sent else "")
+          + f"  delivered {values.get('loadgen_messages_delivered_total', 0):.0f}"
           f"  lost {values.get('loadgen_messages_lost_total', 0):.0f}  generator cpu {values.get('cpu', 0):.0%}"
           + (f"  BEHIND: {late:.0f} sends >100 ms late" if late else ""), flush=True)
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hdrh.histogram import HdrHistogram
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 
 from loadtests.aggregate import Aggregate
 from loadtests.breach import breaches
 from loadtests.recorder import Recorder, slug
 from scenarios.model import parse_scenario
+from scenarios.runner import _progress
+from tests.support import free_port
 
 SLOS = """name: t
 description: t
@@ -55,7 +58,7 @@ def test_the_master_writes_merges_and_exports(tmp_path: Path) -> None:
             rec.record("WS", "message:send", ms / 1000)
             rec.record("WS", "message:new", ms / 2000)
         agg.add_report(str(worker), {"intervals": rec.flush(worker), "finalized": 1,
-                                     "checker": {"acked": 100, "delivered": 99, "lost": 1}})
+                                     "checker": {"sent": 100, "acked": 100, "delivered": 99, "lost": 1}})
     assert agg.finalized() == 2 and agg.checker_totals()["lost"] == 2
     agg.close()
     index = json.loads((tmp_path / "hist" / "index.json").read_text())
@@ -73,6 +76,7 @@ def test_the_master_writes_merges_and_exports(tmp_path: Path) -> None:
         in text
     assert 'loadgen_message_delivery_seconds_count{run_id="run-1"} 200.0' in text
     assert 'loadgen_messages_lost_total{run_id="run-1"} 2.0' in text
+    assert 'loadgen_messages_sent_total{run_id="run-1"} 200.0' in text
     assert 'loadgen_cpu_ratio{run_id="run-1",worker="0"} 0.25' in text
     both = agg.window(0, 2e10)[("WS", "message:send")]
     assert both[1] == 200 and abs(both[0].get_value_at_percentile(50) - 100_000) <= 100
@@ -89,3 +93,27 @@ def test_a_plateau_breach_names_the_slo() -> None:
     bad = {("WS", "message:send"): (slow, 100, 30), ("WS", "message:new"): (fast, 100, 0)}
     assert [b.split(" (")[0] for b in breaches(scenario.slos, bad)] == ["message:send p99 <= 100ms",
                                                                          "error ratio <= 10%"]
+
+
+def test_the_progress_line_counts_messages_once_and_names_the_attempts_beside(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A shed send retried four times is one message sent and five message:send requests."""
+    agg = Aggregate("run-1", tmp_path, users=lambda: 2, requests=lambda: [("message:send", "WS", 500, 400)],
+                    cpu=lambda: {})
+    agg.add_report("0", {"intervals": [], "finalized": 0, "checker": {"sent": 100, "acked": 100}})
+    registry = CollectorRegistry()
+    registry.register(agg)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    try:
+        _progress(port, parse_scenario(SLOS), tmp_path)
+        assert "sent 100 (500 attempts)" in capsys.readouterr().out
+        agg.add_report("0", {"intervals": [], "finalized": 0, "checker": {"sent": 500, "acked": 500}})
+        _progress(port, parse_scenario(SLOS), tmp_path)
+        line = capsys.readouterr().out
+        assert "sent 500 " in line and "attempts" not in line
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    agg.close()
