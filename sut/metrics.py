@@ -57,6 +57,9 @@ FANOUT_BATCH = Histogram("socketio_publish_batch_size", "socket.io emits per Red
 REDIS_ERRORS = Counter("redis_errors_total", "Redis operations that failed", ["operation"])
 S3_REQUESTS = Counter("s3_requests_total", "S3 requests", ["operation", "status"])
 EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ran a timer", buckets=LAG_BUCKETS)
+GC_PAUSE = Histogram("gc_pause_seconds", "How long each cyclic garbage collection stopped the process, by the "
+                     "oldest generation it collected", ["generation"],
+                     buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
 SHED = Counter("requests_shed_total", "Requests and socket.io events refused at once because the instance held as "
                "many as MAX_IN_FLIGHT, or connections refused past MAX_CONNECTIONS or the connect rate "
                "(CONNECT_ADMISSION_PER_SECOND)", ["transport"])

@@ -6,6 +6,8 @@ import asyncio
 import gc
 import logging
 import resource
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -30,6 +32,22 @@ async def _freeze_heap(app: web.Application) -> None:
     about 20 ms; frozen, 0.1 ms), so it no longer stalls every request in flight. Runs after the other startup steps."""
     gc.collect()
     gc.freeze()
+
+
+def time_collections() -> Callable[[str, dict[str, int]], None]:
+    """Observe every collection's pause into gc_pause_seconds{generation}: the loop stands still while the collector
+    runs, and with thousands of connections' objects a full one can be what an event-loop lag spike is."""
+    started = [0.0]
+    pauses = [metrics.GC_PAUSE.labels(str(generation)) for generation in range(3)]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif started[0]:
+            pauses[min(info.get("generation", 2), 2)].observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+    return callback
 
 
 def raise_fd_limit() -> tuple[int, int]:
@@ -57,6 +75,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     # run_app handles SIGINT/SIGTERM: stop accepting, let in-flight requests finish, then run cleanup
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)
+    time_collections()
     # backlog: a connect burst (a reconnect storm, a ramp of thousands of users) waits in the kernel's accept queue
     # while the loop is busy; aiohttp's 128 overflows in well under a second and the balancer sees timeouts
     web.run_app(app, host=host, port=port, access_log=None, print=None, backlog=settings.listen_backlog,
