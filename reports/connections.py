@@ -60,7 +60,9 @@ def users_asked(run: RunData, window: Window) -> int:
 
 
 def bytes_per_connection(points: list[tuple[float, float]]) -> float | None:
-    """The slope of memory (bytes) against connections; None when connections hardly varied."""
+    """The slope of memory (bytes) against connections; None when connections hardly varied, or when memory did
+    not grow with them (a process that already held more, from an earlier run, reuses its freed memory: a slope
+    of under a byte says nothing of what a connection costs)."""
     if len(points) < 3:
         return None
     x = np.array([p[0] for p in points], dtype=np.float64)
@@ -68,7 +70,7 @@ def bytes_per_connection(points: list[tuple[float, float]]) -> float | None:
     if x.max() <= 0 or x.max() - x.min() < MIN_SPREAD * x.max():
         return None
     slope, _intercept = np.polyfit(x, y, 1)
-    return float(slope)
+    return float(slope) if slope >= 1.0 else None   # under a byte a connection: memory did not grow with them
 
 
 def _per_process(samples: list[dict[str, Any]], key: str, connections: str, memory: str

@@ -419,8 +419,10 @@ def connections_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
         return ""
 
     def kib(values: dict[str, Any]) -> str:
-        shown = [f"{escape(k)}: {fmt.number(v / 1024)} KiB" for k, v in values.items() if v is not None]
-        return "; ".join(shown) or "not known (connections did not ramp)"
+        if not any(v is not None for v in values.values()):
+            return "not known (connections did not ramp, or memory did not grow with them)"
+        return "; ".join(f"{escape(k)}: {fmt.number(v / 1024)} KiB" if v is not None else f"{escape(k)}: not known"
+                         for k, v in values.items())
 
     held = c.get("users_held")
     lead = (f"<p class='note'>Users held: <b>{held:,}</b> connected users on a plateau within the SLOs "

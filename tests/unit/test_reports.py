@@ -17,6 +17,7 @@ from hdrh.histogram import HdrHistogram
 
 from reports.__main__ import verdict_table
 from reports.build import build
+from reports.connections import bytes_per_connection
 from reports.plots import BIN_SECONDS, rate_bins, records_frame
 from reports.summary import load_run, summarize
 
@@ -439,6 +440,15 @@ def test_users_held_memory_per_connection_and_the_connected_slo(tmp_path: Path) 
     summary = summarize(load_run(dropped))
     assert summary["verdict"] == "fail" and summary["slos"][0]["value"] == 0.5   # the fewest held: 2 of 4
     assert summary["connections"]["users_held"] is None
+
+
+def test_memory_that_did_not_grow_with_connections_gives_no_bytes_per_connection() -> None:
+    """An instance that held more in an earlier run reuses that memory: resident memory flat or falling while
+    connections ramp is no cost per connection (a negative slope was once reported as -335 B)."""
+    ramp = [0.0, 1000.0, 2000.0, 3000.0]
+    assert bytes_per_connection([(n, 500e6 + 20_000 * n) for n in ramp]) == pytest.approx(20_000)
+    assert bytes_per_connection([(n, 500e6) for n in ramp]) is None
+    assert bytes_per_connection([(n, 500e6 - 335 * n) for n in ramp]) is None
 
 
 def test_a_run_without_connection_samples_has_no_connections_figures(tmp_path: Path) -> None:
