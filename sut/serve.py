@@ -75,6 +75,7 @@ def serve(settings: Settings, *, host: str | None, port: int | None) -> int:
     # run_app handles SIGINT/SIGTERM: stop accepting, let in-flight requests finish, then run cleanup
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)
+    gc.set_threshold(*settings.gc_threshold)
     time_collections()
     # backlog: a connect burst (a reconnect storm, a ramp of thousands of users) waits in the kernel's accept queue
     # while the loop is busy; aiohttp's 128 overflows in well under a second and the balancer sees timeouts

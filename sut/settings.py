@@ -67,6 +67,7 @@ class Settings:
     group_commit: bool = True
     group_commit_max_batch: int = 64
     group_commit_max_inflight: int = 2
+    gc_threshold: tuple[int, int, int] = (50_000, 20, 10)   # docs/operations.md says why not CPython's 700,10,10
 
     def __repr__(self) -> str:
         parts = []
@@ -139,6 +140,7 @@ class Settings:
             event_loop=_choice(env, "EVENT_LOOP", d.event_loop.upper(), {"UVLOOP", "ASYNCIO"}).lower(),
             group_commit=_bool(env, "GROUP_COMMIT", d.group_commit),
             group_commit_max_batch=_int(env, "GROUP_COMMIT_MAX_BATCH", d.group_commit_max_batch, 1, 1000),
+            gc_threshold=_thresholds(env, "GC_THRESHOLD", d.gc_threshold),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
@@ -216,6 +218,18 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+def _thresholds(env: Mapping[str, str], name: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Three comma-separated integers >= 0, as `gc.set_threshold` takes them."""
+    raw = env.get(name)
+    if raw is None:
+        return default
+    parts = [part.strip() for part in raw.split(",")]
+    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+        raise SettingsError(f"{name}={raw!r} must be three integers >= 0, as in 700,10,10")
+    first, second, third = (int(part) for part in parts)
+    return first, second, third
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:

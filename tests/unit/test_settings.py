@@ -63,6 +63,9 @@ def test_the_connect_bucket_is_read_and_on_by_default() -> None:
     ({"GROUP_COMMIT_MAX_INFLIGHT": "0"}, "GROUP_COMMIT_MAX_INFLIGHT"),
     ({"GROUP_COMMIT_MAX_INFLIGHT": "21"}, "GROUP_COMMIT_MAX_INFLIGHT"),
     ({"DB_POOL_MAX": "3", "GROUP_COMMIT_MAX_INFLIGHT": "4"}, "GROUP_COMMIT_MAX_INFLIGHT"),
+    ({"GC_THRESHOLD": "50000,20"}, "GC_THRESHOLD"),
+    ({"GC_THRESHOLD": "50000,-1,10"}, "GC_THRESHOLD"),
+    ({"GC_THRESHOLD": "a,b,c"}, "GC_THRESHOLD"),
 ])
 def test_a_malformed_value_is_refused_naming_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(SettingsError) as error:
@@ -140,3 +143,8 @@ def test_the_connect_bucket_admits_its_burst_then_its_rate_and_says_how_long_to_
     assert bucket.take(200.0) == 0.0 and bucket.tokens == pytest.approx(2.0)   # refilled to the burst, not beyond
     assert ConnectBucket(rate=0.0, burst=0).take() == 0.0   # a zero rate admits everything
     assert ConnectBucket.retry_after(2.01) == 3
+
+
+def test_the_collector_thresholds_are_read_as_three_integers() -> None:
+    assert from_env(GC_THRESHOLD=" 50000, 20 ,10").gc_threshold == (50_000, 20, 10)
+    assert from_env(GC_THRESHOLD="0,0,0").gc_threshold == (0, 0, 0)
