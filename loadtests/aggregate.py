@@ -91,7 +91,8 @@ class Aggregate(Collector):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._process_log = (self.run_dir / "generator.jsonl").open("a", encoding="utf-8")
         line = {"worker": client_id, "at": process.get("at"), "connections": process.get("connections"),
-                "rss_bytes": process.get("rss_bytes")}
+                "rss_bytes": process.get("rss_bytes"), "gc_seconds": process.get("gc_seconds"),
+                "gc_longest_seconds": process.get("gc_longest_seconds")}
         self._process_log.write(json.dumps(line, separators=(",", ":")) + "\n")
         self._process_log.flush()
 
@@ -192,8 +193,13 @@ class Aggregate(Collector):
                                         labels=["run_id", "worker"])
         memory = GaugeMetricFamily("loadgen_resident_memory_bytes", "Resident memory of each generator process",
                                    labels=["run_id", "worker"])
+        collector = CounterMetricFamily("loadgen_gc_pause_seconds", "Time each generator process stood still in "
+                                        "garbage collections (a delivery timed across one is late by it)",
+                                        labels=["run_id", "worker"])
         for worker, process in sorted(self._process.items()):
             connections.add_metric([rid, worker], float(process.get("connections") or 0))
             memory.add_metric([rid, worker], float(process.get("rss_bytes") or 0))
+            collector.add_metric([rid, worker], float(process.get("gc_seconds") or 0))
         yield connections
         yield memory
+        yield collector

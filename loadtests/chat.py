@@ -25,13 +25,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import gevent.lock
 import jwt
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.exception import RescheduleTask, StopUser
 
 from loadtests.checker import Checker, Seen
-from loadtests.config import ACK_TIMEOUT, LAG_WARNING, RECONNECT_BACKOFF, RETRY_BACKOFF, RUN, SEND_TRIES, Config
+from loadtests.config import (
+    ACK_TIMEOUT,
+    LAG_WARNING,
+    RECONNECT_BACKOFF,
+    RETRY_BACKOFF,
+    RUN,
+    SEND_TRIES,
+    Config,
+    Pacer,
+    active_pairs,
+)
 from loadtests.recorder import LAG, Recorder
 from loadtests.sioclient import ConnectError, SioClient, elapsed_ms
 
@@ -41,6 +52,10 @@ PROCESS_TAG = secrets.token_hex(4)   # client_message_ids carry it: latency is c
 CHECKER = Checker()
 RECORDER = Recorder()
 PAIRS: weakref.WeakSet[ChatPair] = weakref.WeakSet()   # this process's pairs, for the count of open connections
+# final syncs one process runs at once: after the grace every pair syncs both ends, and 10,000 pairs doing it at
+# once were a storm of their own (the instances shed most of them, and pairs past FINAL_SYNC_LIMIT left `lost`
+# undeclared); at a sync's ~0.25 s, 128 at once finish 10,000 pairs in well under the limit
+FINAL_SYNCS = gevent.lock.BoundedSemaphore(128)
 _WORDS = ("hi", "thanks", "see", "you", "at", "3pm", "running", "late", "nails", "lashes", "booking", "photo",
           "perfect", "tomorrow", "studio", "parking", "sure", "great")
 _last_lag_warning = 0.0
@@ -110,6 +125,19 @@ def _parse(message: dict[str, Any]) -> tuple[int, float] | None:
         return None
 
 
+_PACERS: dict[int, Pacer] = {}
+
+
+def connect_pacer(cfg: Config) -> Pacer:
+    """This process's pacer of first connects: its share of the persona's connect_rate."""
+    pacer = _PACERS.get(id(cfg))
+    if pacer is None:
+        persona = cfg.scenario.personas.chat
+        rate = (persona.connect_rate or 0.0) if persona else 0.0
+        pacer = _PACERS[id(cfg)] = Pacer(rate / max(cfg.pair_stride, 1))
+    return pacer
+
+
 class ChatPair(FastHttpUser):
     """One customer and one artist chatting in their conversation (get-or-create over REST)."""
 
@@ -126,7 +154,8 @@ class ChatPair(FastHttpUser):
         # this process's own count: Locust balances users per worker, not per class, so the global indexes
         # of one process's pairs need not be 0..n-1; which pairs are active is decided per process
         self.rank = RUN.indexes["pair"] - 1
-        self.most_pairs = max(s.pairs for s in cfg.scenario.resolved_stages())
+        self.stages = cfg.scenario.resolved_stages()   # once: each step asks which stage runs
+        self.most_pairs = max(s.pairs for s in self.stages)
         persona = cfg.scenario.personas.chat
         self.typing_ratio = persona.typing_ratio if persona else 0.0
         self.read_every = persona.read_every if persona else 0
@@ -216,13 +245,21 @@ class ChatPair(FastHttpUser):
     def _stage(self) -> tuple[float, int]:
         """(messages/s, pairs) of the stage running now."""
         elapsed = time.time() - RUN.t0
-        stages = self.config.scenario.resolved_stages()
+        stages = self.stages
         current = stages[-1]
         for stage in stages:
             if elapsed < stage.offset + stage.duration:
                 current = stage
                 break
         return current.messages_per_second, current.pairs
+
+    def _next_stage_at(self, now: float) -> float:
+        """When the stage after the one running at `now` begins (the end of the sends after the last)."""
+        elapsed = now - RUN.t0
+        for stage in self.stages:
+            if elapsed < stage.offset:
+                return RUN.t0 + stage.offset
+        return self.send_end()
 
     def send_end(self) -> float:
         return RUN.send_end()
@@ -251,13 +288,18 @@ class ChatPair(FastHttpUser):
             return
         rate, pairs = self._stage()
         # this process's share of the stage's pairs is active; the rest is parked (no connections, no sends)
-        active = pairs >= self.most_pairs or self.rank < round(pairs * RUN.indexes["pair"] / self.most_pairs)
+        active = self.rank < active_pairs(pairs, self.most_pairs, RUN.indexes["pair"], self.config.pair_stride,
+                                          spawned=RUN.spawned)
         if not active or rate <= 0:
             self._park()
             self.next_at = None
-            gevent.sleep(min(0.5, max(self.send_end() - now, 0.01)))
+            # until the next stage (or the end of the sends), in steps of at most 5 s: thousands of parked pairs
+            # waking twice a second cost a generator process more than its connected users did
+            gevent.sleep(min(5.0, max(min(self._next_stage_at(now), self.send_end()) - now, 0.01)))
             return
         self._sweep()
+        if self.next_at is None:         # just active (the start, or a stage that asks for more users)
+            gevent.sleep(connect_pacer(self.config).delay(2, time.time()))
         # reconnects what is down (at most once a second a side); the schedule goes on regardless: a send due
         # while its sender is disconnected fails, as it would for a user, instead of silently not happening
         self._ensure_connected()
@@ -460,15 +502,9 @@ class ChatPair(FastHttpUser):
                 self._fire("message:send", elapsed_ms(attempt.sent), AckError("no ack by the end of the grace"))
                 CHECKER.send_failed()
             side.inflight.clear()
-        for _ in range(3):
-            if self._ensure_connected():
-                break
-            gevent.sleep(1.0)
-        for side in self.sides:
-            try:
-                self._sync(side)
-            except (AckError, ConnectionError, gevent.Timeout) as exc:
-                log.warning("final sync failed for user %s: %s", side.user_id, exc)
+        if any(side.seq for side in self.sides):   # a pair that never sent (parked all along) has nothing to check
+            with FINAL_SYNCS:
+                self._final_sync()
         now = time.perf_counter()
         for side in self.sides:
             for lost in CHECKER.finish(self.conversation_id, side.user_id):
@@ -479,6 +515,17 @@ class ChatPair(FastHttpUser):
                 side.client.close()
                 side.client = None
         RUN.pairs_finalized += 1
+
+    def _final_sync(self) -> None:
+        for _ in range(3):
+            if self._ensure_connected():
+                break
+            gevent.sleep(1.0)
+        for side in self.sides:
+            try:
+                self._sync(side)
+            except (AckError, ConnectionError, gevent.Timeout) as exc:
+                log.warning("final sync failed for user %s: %s", side.user_id, exc)
 
     def on_stop(self) -> None:
         if not self.finalized and RUN.t0 and time.time() >= self.send_end():

@@ -15,6 +15,7 @@ and for workers on other machines):
 | `CHATLOAD_PAIR_STRIDE` | `1` | the number of worker processes: pair indexes interleave across them |
 | `CHATLOAD_ID_BASE` | `7000000000` | first user id of the harness's own users (far from seeded ones) |
 | `CHATLOAD_SOURCE_ADDRESSES` | none | local addresses (127.0.0.x, comma-separated) the clients bind to, by user |
+| `CHATLOAD_GC_THRESHOLD` | `50000,20,10` | the process's `gc.set_threshold` (loadtests/gctune.py says why) |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadtests.gctune import DEFAULT_THRESHOLD, parse_threshold
 from scenarios.model import Scenario, load_scenario
 
 ACK_TIMEOUT = 10.0          # seconds before an unanswered send counts as failed (and is retried)
@@ -51,6 +53,7 @@ class Config:
     id_base: int
     metrics_linger: float = 0.0
     source_addresses: tuple[str, ...] = ()
+    gc_threshold: tuple[int, int, int] = DEFAULT_THRESHOLD
 
     @classmethod
     def from_env(cls, host: str | None = None) -> Config:
@@ -80,8 +83,12 @@ class Config:
                 socket.inet_aton(address)
             except OSError:
                 raise ConfigError(f"CHATLOAD_SOURCE_ADDRESSES: {address!r} is not an IPv4 address") from None
+        try:
+            threshold = parse_threshold(env.get("CHATLOAD_GC_THRESHOLD"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         return cls(scenario, secret, targets, run_id, run_dir, port, env.get("CHATLOAD_METRICS_HOST", "127.0.0.1"),
-                   stride, base, linger, sources)
+                   stride, base, linger, sources, threshold)
 
     # the harness's own users: pairs, REST users and upload users never share ids
     def pair_ids(self, index: int) -> tuple[int, int]:
@@ -112,6 +119,7 @@ class RunState:
     send_end_override: float = 0.0      # set when a capacity run stops at a breach
     pairs_started: int = 0
     pairs_finalized: int = 0
+    spawned: bool = False               # Locust has spawned every user this process will hold
     indexes: dict[str, int] = field(default_factory=dict)
 
     def send_end(self) -> float:
@@ -125,3 +133,32 @@ class RunState:
 
 
 RUN = RunState()
+
+
+def active_pairs(pairs: int, most_pairs: int, started: int, processes: int, *, spawned: bool) -> int:
+    """How many of one process's pairs (its first, by rank) a stage of `pairs` out of the scenario's `most_pairs`
+    makes active. Its share of the pairs it holds, counted as its part of the peak while Locust still spawns: a
+    share of those started so far would connect a stage's users at a fraction of `connect_rate` (a quarter of it
+    for a 5,000-user stage of 20,000), since the parked ones are spawned at the same rate."""
+    if pairs >= most_pairs:
+        return started
+    held = started if spawned else max(started, -(-most_pairs // max(processes, 1)))
+    return round(pairs * held / most_pairs) if most_pairs else 0
+
+
+class Pacer:
+    """Evenly spaced slots at `rate` a second (0: no pacing): `delay(n)` books n and says how long to wait for the
+    last. A process paces its users' first connects with one, so a stage's new users connect at the persona's
+    `connect_rate` once Locust has spawned every pair (before, the spawn rate paced them)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_slot = 0.0
+
+    def delay(self, n: int, now: float) -> float:
+        if not self.interval:
+            return 0.0
+        start = max(now, self.next_slot)
+        self.next_slot = start + n * self.interval
+        return max(self.next_slot - self.interval - now, 0.0)
+

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest, start_http_ser
 
 from loadtests.aggregate import Aggregate
 from loadtests.breach import breaches
+from loadtests.config import Pacer, active_pairs
 from loadtests.recorder import Recorder, slug
 from scenarios.model import parse_scenario
 from scenarios.runner import _progress
@@ -117,3 +118,24 @@ def test_the_progress_line_counts_messages_once_and_names_the_attempts_beside(
         server.server_close()
         thread.join(timeout=5)
     agg.close()
+
+
+def test_a_stage_activates_its_share_of_the_peak_while_pairs_are_still_spawning() -> None:
+    """5,000 of 20,000 users (2,500 of 10,000 pairs) over 2 processes: each process's first 1,250 pairs connect,
+    however few of its 5,000 Locust has spawned yet (a share of those spawned would be a quarter of them)."""
+    assert active_pairs(2500, 10_000, 400, 2, spawned=False) == 1250
+    assert active_pairs(2500, 10_000, 5000, 2, spawned=False) == 1250
+    # once spawned, the share is of what the process holds (Locust balances users per process, not per class)
+    assert active_pairs(2500, 10_000, 4000, 2, spawned=True) == 1000
+    # the peak stage: every pair started, spawned or not
+    assert active_pairs(10_000, 10_000, 400, 2, spawned=False) == 400
+    assert active_pairs(0, 10_000, 400, 2, spawned=False) == 0
+
+
+def test_first_connects_are_paced_at_the_process_share_of_the_connect_rate() -> None:
+    """250 users/s over 2 processes: 125 a second here, a pair (2 users) every 16 ms, however many ask at once."""
+    pacer = Pacer(125.0)
+    waits = [pacer.delay(2, 100.0) for _ in range(3)]
+    assert waits == pytest.approx([0.008, 0.024, 0.040])
+    assert pacer.delay(2, 200.0) == pytest.approx(0.008)     # idle since: no debt carried over
+    assert Pacer(0.0).delay(2, 100.0) == 0.0                 # no connect_rate: no pacing

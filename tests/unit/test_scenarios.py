@@ -30,7 +30,8 @@ from scenarios.runner import _cpu_over
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["baseline", "capacity", "chaos-instance", "chaos-postgres-page", "chaos-postgres", "chaos-redis",
-           "connections", "overload", "query-latency", "reconnect-storm", "smoke", "soak", "spike", "ws-throughput"]
+           "connections", "overload", "query-latency", "reconnect-storm", "smoke", "soak", "spike", "users-held",
+           "ws-throughput"]
 
 BASE: dict[str, Any] = {
     "name": "demo",
