@@ -173,7 +173,22 @@ def connections_summary(run: RunData, stages: list[dict[str, Any]], verdict_pass
         "reconnect_max_ms": _latency(run, "reconnect", 100),
         "connect_rate_ceiling": _connect_rate_ceiling(service),
         "connects_refused": _refused(service),
+        "generator_gc": generator_gc(generator),
     }
+
+
+def generator_gc(samples: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per generator process: the seconds its collector held it over the run and the longest single pause (each
+    delivery timed across one is late by it). Samples before the collector was timed have neither."""
+    out: dict[str, dict[str, float]] = {}
+    for s in samples:
+        total, longest = s.get("gc_seconds"), s.get("gc_longest_seconds")
+        if not isinstance(total, int | float) or not isinstance(longest, int | float):
+            continue
+        entry = out.setdefault(str(s.get("worker")), {"seconds": 0.0, "longest_seconds": 0.0})
+        entry["seconds"] = max(entry["seconds"], round(float(total), 3))
+        entry["longest_seconds"] = max(entry["longest_seconds"], round(float(longest), 3))
+    return dict(sorted(out.items()))
 
 
 def _rounded(slopes: dict[str, float | None]) -> dict[str, float | None]:

@@ -440,6 +440,9 @@ def connections_section(summary: dict[str, Any], plots: dict[str, Plot]) -> str:
         ["reconnects: users back / p99 / slowest", f"{c.get('reconnects', 0):,} / "
                                                    f"{fmt.number(c.get('reconnect_p99_ms'))} / "
                                                    f"{fmt.number(c.get('reconnect_max_ms'))} ms"],
+        ["generator's collector: seconds in all / longest pause, per process",
+         "; ".join(f"{escape(k)}: {fmt.number(v['seconds'])} s / {fmt.number(v['longest_seconds'] * 1000)} ms"
+                   for k, v in (c.get("generator_gc") or {}).items()) or "not known"],
         ["open files, peak per instance", "; ".join(f"{escape(k)}: {v:,}" for k, v in
                                                     (c.get("service_peak_open_fds") or {}).items()) or "-"],
     ]

@@ -12,7 +12,7 @@ import socketio
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sut import __version__, jsonfast, keys, metrics, middlewares, retention, siopacket
+from sut import __version__, gcfreeze, jsonfast, keys, metrics, middlewares, retention, siopacket
 from sut.admission import Admission, ConnectBucket
 from sut.cache import ConversationCache
 from sut.db.pool import create_pool
@@ -151,6 +151,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
 async def _background(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     jobs: list[Coroutine[Any, Any, None]] = [monitor_lag()]
+    if settings.gc_freeze:
+        jobs.append(gcfreeze.FreezeAfterFull(settings.gc_thaw_seconds).run())
     if settings.retention_days > 0:
         jobs.append(retention.run_forever(app[keys.DB_POOL], days=settings.retention_days,
                                           batch=settings.retention_batch_size,

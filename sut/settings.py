@@ -67,7 +67,9 @@ class Settings:
     group_commit: bool = True
     group_commit_max_batch: int = 64
     group_commit_max_inflight: int = 2
-    gc_threshold: tuple[int, int, int] = (50_000, 20, 10)   # docs/operations.md says why not CPython's 700,10,10
+    gc_threshold: tuple[int, int, int] = (700, 10, 10)
+    gc_freeze: bool = False
+    gc_thaw_seconds: float = 600.0
 
     def __repr__(self) -> str:
         parts = []
@@ -141,6 +143,8 @@ class Settings:
             group_commit=_bool(env, "GROUP_COMMIT", d.group_commit),
             group_commit_max_batch=_int(env, "GROUP_COMMIT_MAX_BATCH", d.group_commit_max_batch, 1, 1000),
             gc_threshold=_thresholds(env, "GC_THRESHOLD", d.gc_threshold),
+            gc_freeze=_bool(env, "GC_FREEZE", d.gc_freeze),
+            gc_thaw_seconds=_float(env, "GC_THAW_SECONDS", d.gc_thaw_seconds, 0),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")

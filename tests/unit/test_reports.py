@@ -412,7 +412,9 @@ def write_connections(run_dir: Path, seconds: float, *, per_worker: int = 2, dro
             held = min(per_worker, round(per_worker * 3 * step / 9))
             if drop_at is not None and worker == "1" and at - T0 >= drop_at:
                 held = 0
-            generator.append({"worker": worker, "at": at, "connections": held, "rss_bytes": 60 * 2**20 + 10_000 * held})
+            generator.append({"worker": worker, "at": at, "connections": held, "rss_bytes": 60 * 2**20 + 10_000 * held,
+                              "gc_seconds": 0.01 * step,   # the collector: 10 ms a report, one pause of 200 ms
+                              "gc_longest_seconds": 0.2 if (worker, step) == ("1", 5) else 0.005})
     for step in range(int(seconds // 5) + 1):
         at = T0 + 5 * step
         open_now = min(2 * per_worker, round(2 * per_worker * 5 * step / 9))
@@ -434,6 +436,10 @@ def test_users_held_memory_per_connection_and_the_connected_slo(tmp_path: Path) 
     assert c["generator_bytes_per_connection"] == {"0": 10_000, "1": 10_000}
     assert c["service_bytes_per_connection"] == {"http://127.0.0.1:5240": 30_000}
     assert c["connect_rate_ceiling"] == 10.0 and c["connects_refused"] == 2 * (60 // 5)
+    assert c["generator_gc"] == {"0": {"seconds": 0.2, "longest_seconds": 0.005},
+                                 "1": {"seconds": 0.2, "longest_seconds": 0.2}}
+    build(run)
+    assert "1: 0.2 s / 200 ms" in (run / "report.html").read_text()
 
     dropped = write_run(tmp_path / "dropped", slos=slos, hist={DELIVERY: [record(12, 15, [2000] * 10)]})
     write_connections(dropped, 60, drop_at=30)

@@ -1,0 +1,59 @@
+"""Full collections that walk only what is new (`GC_FREEZE`).
+
+A full collection walks every object the process tracks. With thousands of connections that is millions of
+objects, and the loop stands still for the whole walk: 1 to 5 s at 5,000 to 7,500 connections an instance here,
+coming every few seconds (docs/performance.md#connected-users). Almost all of it is the connections' own state,
+which lives as long as they do. So after each full collection what survived is frozen (`gc.freeze`): the next
+full collection walks only what was promoted since, and frozen objects are still freed by their reference counts.
+
+What they cannot be is collected as reference cycles: a frozen object that dies in a cycle stays until it is
+thawed. So at the first full collection after `thaw_seconds`, everything frozen is thawed instead, and the next
+full collection walks it all once and frees those cycles: one long pause every `thaw_seconds`, instead of one
+every few seconds, and what cycles leak is bounded by what dies in that time."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Callable
+
+from sut import metrics
+
+
+class FreezeAfterFull:
+    """A gc callback that notes full collections, and `step()`, called from the loop, that freezes or thaws."""
+
+    def __init__(self, thaw_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.thaw_seconds = thaw_seconds
+        self._clock = clock
+        self._full = False
+        self._thaw_at = clock() + thaw_seconds
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            self._full = True       # not here: freezing inside the collector's callback is not allowed
+
+    def step(self) -> str | None:
+        """After a full collection: 'freeze' what survived, or 'thaw' all when due. None when none ran."""
+        if not self._full:
+            return None
+        self._full = False
+        if self.thaw_seconds > 0 and self._clock() >= self._thaw_at:
+            gc.unfreeze()
+            self._thaw_at = self._clock() + self.thaw_seconds
+            action = "thaw"
+        else:
+            gc.freeze()
+            action = "freeze"
+        metrics.GC_FROZEN.set(gc.get_freeze_count())
+        return action
+
+    async def run(self, interval: float = 0.5) -> None:
+        gc.callbacks.append(self)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                self.step()
+        finally:
+            gc.callbacks.remove(self)
