@@ -57,6 +57,20 @@ class SyncCursor:
         return cls(last, xids)
 
 
+def _page_sql(column: str) -> str:
+    """The user's messages above the cursor: each conversation's first `limit` from its own index range, merged.
+
+    Not `conversation_id = ANY(the user's conversations) AND id > cursor ORDER BY id`: for that the generic plan
+    (asyncpg prepares every statement) walks messages_pkey up from the cursor and filters by conversation, reading
+    every newer message of every user. On the local stack's 56,000 messages a sync took 18 ms of PostgreSQL that way
+    (2 ms like this), and at 250 connects/s PostgreSQL took a whole core. Like this the cost is bounded by the user's
+    conversations and `limit`, not by the table."""
+    inner = _COLUMNS.replace("m.", "")
+    return (f"SELECT {_COLUMNS} FROM conversations c CROSS JOIN LATERAL (SELECT {inner} FROM messages "
+            f"WHERE conversation_id = c.id AND id > $2 ORDER BY id LIMIT $3) m "
+            f"WHERE c.{column} = $1 ORDER BY m.id LIMIT $3")
+
+
 async def since(
     conn: asyncpg.Connection, *, side: Role, user_id: int, cursor: SyncCursor, limit: int
 ) -> tuple[list[Message], SyncCursor]:
@@ -73,12 +87,7 @@ async def since(
             f"WHERE m.tx_id = ANY($1::text[]::xid8[]) AND m.id <= $2 AND c.{column} = $3 ORDER BY m.id",
             [str(x) for x in cursor.in_flight], cursor.last_id, user_id,
         )
-    fresh = await fetch(
-        conn, "sync_page",
-        f"SELECT {_COLUMNS} FROM messages m WHERE m.conversation_id = ANY(ARRAY("
-        f"SELECT id FROM conversations WHERE {column} = $1)) AND m.id > $2 ORDER BY m.id LIMIT $3",
-        user_id, cursor.last_id, limit,
-    )
+    fresh = await fetch(conn, "sync_page", _page_sql(column), user_id, cursor.last_id, limit)
     items = [message_from_row(r) for r in (*late, *fresh)]
     last = max(cursor.last_id, fresh[-1]["id"] if fresh else 0)
     return items, SyncCursor(last, running)

@@ -20,11 +20,14 @@ import pytest
 
 from sut.db import conversations as conv_db
 from sut.db import messages as msg_db
+from sut.db import sync as sync_db
+from sut.db.sync import SyncCursor
 from sut.domain import Role
 from sut.seed import SeedPlan, seed
 from tests.conftest import create_migrated_database, drop_database
 
 PLAN = SeedPlan(customers=2000, artists=200, conversations=100_000, messages=300_000)
+LOAD_TEST_PLAN = SeedPlan(customers=1000, artists=100, conversations=2000, messages=50_000)
 LIMIT = 51  # the handlers ask for limit + 1 rows to know whether there is a next page
 
 
@@ -102,7 +105,7 @@ async def sample() -> AsyncIterator[Sample]:
         await drop_database(name)
 
 
-async def _pick(conn: asyncpg.Connection, url: str) -> Sample:
+async def _pick(conn: asyncpg.Connection, url: str, chat_length: tuple[int, int] = (200, 1000)) -> Sample:
     customer = await conn.fetchval(
         "SELECT customer_id FROM conversations GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
     artist = await conn.fetchval("SELECT artist_id FROM conversations GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
@@ -110,22 +113,45 @@ async def _pick(conn: asyncpg.Connection, url: str) -> Sample:
     # for those the planner rightly walks messages_pkey backwards (ids follow time) and filters
     long_chat = await conn.fetchrow(
         "SELECT conversation_id, percentile_disc(0.5) WITHIN GROUP (ORDER BY id) AS middle FROM messages "
-        "GROUP BY 1 HAVING count(*) BETWEEN 200 AND 1000 ORDER BY count(*) DESC, 1 LIMIT 1")
+        "GROUP BY 1 HAVING count(*) BETWEEN $1 AND $2 ORDER BY count(*) DESC, 1 LIMIT 1", *chat_length)
     pair = await conn.fetchrow("SELECT customer_id, artist_id FROM conversations WHERE id = $1",
                                long_chat["conversation_id"])
     return Sample(url, customer, artist, (pair["customer_id"], pair["artist_id"]),
                   long_chat["conversation_id"], long_chat["middle"])
 
 
-@pytest.fixture(params=["force_custom_plan", "force_generic_plan"], ids=["custom", "generic"])
-async def explained(request: pytest.FixtureRequest, sample: Sample) -> AsyncIterator[PlanLog]:
-    conn = await asyncpg.connect(sample.url)
+@pytest.fixture(scope="module")
+async def load_test_volume() -> AsyncIterator[Sample]:
+    """The shape a load run leaves: few conversations with tens of messages each (the local stack held 4,500 and
+    56,000), where a walk of messages_pkey filtered by conversation looks cheap to the generic plan."""
+    name, url = await create_migrated_database("chat_plans_load")
+    conn = await asyncpg.connect(url)
+    try:
+        assert await seed(url, LOAD_TEST_PLAN, progress=False) == 0
+        await conn.execute("ANALYZE")
+        yield await _pick(conn, url, chat_length=(10, 100))
+    finally:
+        await conn.close()
+        await drop_database(name)
+
+
+async def _explaining(url: str, mode: str) -> PlanLog:
+    conn = await asyncpg.connect(url)
     await conn.execute("LOAD 'auto_explain'")
     await conn.execute("SET auto_explain.log_min_duration = 0; SET auto_explain.log_format = json; "
                        "SET auto_explain.log_level = notice")
-    await conn.execute(f"SET plan_cache_mode = {request.param}")
-    yield PlanLog(conn)
-    await conn.close()
+    await conn.execute(f"SET plan_cache_mode = {mode}")
+    return PlanLog(conn)
+
+
+PLAN_MODES = pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"], ids=["custom", "generic"])
+
+
+@pytest.fixture(params=["force_custom_plan", "force_generic_plan"], ids=["custom", "generic"])
+async def explained(request: pytest.FixtureRequest, sample: Sample) -> AsyncIterator[PlanLog]:
+    log = await _explaining(sample.url, request.param)
+    yield log
+    await log.conn.close()
 
 
 async def test_seeded_volume_is_realistic(sample: Sample) -> None:
@@ -206,3 +232,32 @@ async def test_get_or_create_looks_up_the_pair_by_its_unique_index(explained: Pl
     lookup = await explained.plan_for("WHERE customer_id = $1 AND artist_id = $2")
     assert index_names(lookup) == {"idx_conversations_lookup"}
     await assert_no_seq_scan(explained)
+
+
+@pytest.fixture(params=["seeded", "load_test"])
+def volume(request: pytest.FixtureRequest, sample: Sample, load_test_volume: Sample) -> Sample:
+    return sample if request.param == "seeded" else load_test_volume
+
+
+@PLAN_MODES
+@pytest.mark.parametrize("side", [Role.CUSTOMER, Role.ARTIST])
+async def test_sync_reads_each_conversation_by_its_index(volume: Sample, mode: str, side: Role) -> None:
+    """From a cursor below most messages: the page comes from the user's conversations' index ranges, not from a
+    walk of messages_pkey over every newer message of every user (what the generic plan of
+    `conversation_id = ANY(...) AND id > cursor ORDER BY id` did on the load test's volume)."""
+    data = volume
+    customer, artist = data.pair
+    cursor = SyncCursor(data.middle_message)
+    log = await _explaining(data.url, mode)
+    try:
+        async with log.conn.transaction(isolation="repeatable_read", readonly=True):
+            page, following = await sync_db.since(log.conn, side=side, user_id=artist if side is Role.ARTIST
+                                                  else customer, cursor=cursor, limit=LIMIT)
+        plan = await log.plan_for("FROM messages")
+        await assert_no_seq_scan(log)
+    finally:
+        await log.conn.close()
+    assert page and following.last_id == page[-1].id
+    assert [m.id for m in page] == sorted(m.id for m in page) and page[0].id > cursor.last_id
+    assert "idx_messages_conversation" in index_names(plan)
+    assert "messages_pkey" not in index_names(plan)
