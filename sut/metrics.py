@@ -81,7 +81,7 @@ DB_QUERIES = (
     "conversation_lock", "conversation_create",
     "conversation_mark_read", "conversation_set_status", "inbox", "unread_count", "message_history",
     "message_by_client_id", "message_insert", "message_exists", "user_upsert", "retention_delete", "health",
-    "sync_snapshot", "sync_late", "sync_page", "message_insert_batch",
+    "sync_page", "message_insert_batch",
 )
 SHED_TRANSPORTS = ("http", "socketio", "connect")
 HTTP_STATUSES_PREINIT = ("200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "500", "503")

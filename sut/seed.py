@@ -190,7 +190,10 @@ async def _copy_messages(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, c
                          msg_ids: array.array[int], start: datetime, bar: tqdm[Any]) -> None:
     rng = random.Random(13)
     bodies = _bodies(rng)
-    columns = ["id", "conversation_id", "sender_id", "kind", "body", "client_message_id", "created_at"]
+    # tx_id NULL: history, long committed (as rows from before migration 0011). The seeder's one transaction id on
+    # every row would tell the planner that a tx_id matches all of them, and sync's late-message lookup by tx_id
+    # would walk messages_pkey instead of idx_messages_tx
+    columns = ["id", "conversation_id", "sender_id", "kind", "body", "client_message_id", "created_at", "tx_id"]
     for lo in range(0, plan.messages, CHUNK):
         rows = []
         for m in range(lo, min(lo + CHUNK, plan.messages)):
@@ -198,6 +201,6 @@ async def _copy_messages(conn: asyncpg.Connection, plan: SeedPlan, gen: _Plan, c
             customer, artist = gen.pairs[c]
             sender = customer if gen.msg_from_customer[m] else artist
             rows.append((msg_ids[m], conv_ids[c], sender, "text", bodies[m % len(bodies)],
-                         f"seed-{msg_ids[m]}", start + timedelta(seconds=gen.msg_offset[m])))
+                         f"seed-{msg_ids[m]}", start + timedelta(seconds=gen.msg_offset[m]), None))
         await conn.copy_records_to_table("messages", records=rows, columns=columns)
         bar.update(len(rows))

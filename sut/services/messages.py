@@ -161,6 +161,6 @@ async def sync(
     pool: asyncpg.Pool, principal: Principal, cursor: SyncCursor, *, limit: int, timeout: float
 ) -> tuple[list[Message], SyncCursor]:
     """What a reconnecting client missed, across its conversations, oldest first (one snapshot)."""
-    async with acquire(pool, timeout) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+    async with acquire(pool, timeout) as conn:
         return await sync_db.since(conn, side=principal.role, user_id=principal.user_id, cursor=cursor,
                                    limit=limit)
