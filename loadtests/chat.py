@@ -168,8 +168,13 @@ class ChatPair(FastHttpUser):
         self.turn = self.index % 2
         self.next_at: float | None = None
         self.finalized = False
-        self.conversation_id = 0
+        self.conversation_id = 0      # got or created when the pair is first active (_set_up)
         RUN.pairs_started += 1
+
+    # --- setup
+    def _set_up(self) -> None:
+        """The pair's conversation, when it is first active: the users of a later stage do not load the service
+        before their stage (20,000 users of which 5,000 active made 10,000 get-or-creates in the first stage)."""
         for attempt in range(5):   # a busy service (503, 429) gets a few tries, as an app would give it
             try:
                 self.conversation_id, last = self._get_or_create()
@@ -183,7 +188,6 @@ class ChatPair(FastHttpUser):
         for side in self.sides:
             side.cursor = last
 
-    # --- setup
     def _get_or_create(self) -> tuple[int, int]:
         customer, artist = self.sides
         # Connection: close: a pair makes no other REST call, and a kept-alive socket would hold a file per pair
@@ -300,6 +304,8 @@ class ChatPair(FastHttpUser):
         self._sweep()
         if self.next_at is None:         # just active (the start, or a stage that asks for more users)
             gevent.sleep(connect_pacer(self.config).delay(2, time.time()))
+            if not self.conversation_id:
+                self._set_up()
         # reconnects what is down (at most once a second a side); the schedule goes on regardless: a send due
         # while its sender is disconnected fails, as it would for a user, instead of silently not happening
         self._ensure_connected()
