@@ -282,10 +282,10 @@ class ChatPair(FastHttpUser):
     @task
     def step(self) -> None:
         """One scheduled send (or a wait for the next stage), as the user's only task."""
-        now = time.time()
-        if RUN.t0 == 0.0:
-            gevent.sleep(0.2)
+        if not RUN.started.is_set():    # spawned before the run's clock (PRESPAWN): nothing to do until it starts
+            RUN.started.wait()
             return
+        now = time.time()
         if now >= self.send_end():
             self._finalize()
             gevent.sleep(1.0)

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gevent.event import Event
+
 from loadtests.gctune import DEFAULT_THRESHOLD, parse_threshold
 from scenarios.model import Scenario, load_scenario
 
@@ -121,6 +123,12 @@ class RunState:
     pairs_finalized: int = 0
     spawned: bool = False               # Locust has spawned every user this process will hold
     indexes: dict[str, int] = field(default_factory=dict)
+    started: Event = field(default_factory=Event)   # set with t0: users wait on it, not in a polling loop
+
+    def start(self, t0: float, send_duration: float) -> None:
+        """The run's clock: the schedule of stages and sends counts from `t0`."""
+        self.t0, self.send_duration = t0, send_duration
+        self.started.set()
 
     def send_end(self) -> float:
         return self.send_end_override or self.t0 + self.send_duration
@@ -149,7 +157,7 @@ def active_pairs(pairs: int, most_pairs: int, started: int, processes: int, *, s
 class Pacer:
     """Evenly spaced slots at `rate` a second (0: no pacing): `delay(n)` books n and says how long to wait for the
     last. A process paces its users' first connects with one, so a stage's new users connect at the persona's
-    `connect_rate` once Locust has spawned every pair (before, the spawn rate paced them)."""
+    `connect_rate` (Locust has spawned every pair before the run's clock starts)."""
 
     def __init__(self, rate: float) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0

@@ -50,9 +50,13 @@ PAIRS = max(s.pairs for s in STAGES)
 REST_USERS = max(s.rest_users for s in STAGES)
 UPLOAD_USERS = max(s.upload_users for s in STAGES)
 _CHAT = SCENARIO.personas.chat
-# Locust users a second: the persona's connect rate (two connected users per pair), else everyone in about 5 s
-SPAWN_RATE = (max(_CHAT.connect_rate / 2, 0.5) if _CHAT is not None and _CHAT.connect_rate
-              else max(10.0, (PAIRS + REST_USERS + UPLOAD_USERS) / 5.0))
+TOTAL_USERS = PAIRS + REST_USERS + UPLOAD_USERS
+# With a persona connect rate (the scenarios sized in connected users), Locust spawns every user before the run's
+# clock starts, unconnected, and the connect pacer spaces the first connects at that rate: spawning 10,000 pairs at
+# the connect rate ran through the first stage's plateau of `users-held` (80 s) and took its share of the CPU the
+# stage was judged on. Without one, Locust's spawn is the ramp: everyone in about 5 s, the clock running.
+PRESPAWN = _CHAT is not None and bool(_CHAT.connect_rate)
+SPAWN_RATE = max(100.0, TOTAL_USERS / 10.0) if PRESPAWN else max(10.0, TOTAL_USERS / 5.0)
 
 
 class ChatPairUser(chat.ChatPair):
@@ -82,21 +86,21 @@ class ScenarioShape(LoadTestShape):
     pair has done its final sync after the grace period, or FINAL_SYNC_LIMIT later."""
 
     def tick(self) -> tuple[int, float] | None:
-        t = self.get_run_time()
-        drained = (RUN.send_end() - _started["t0"] if _started["t0"] else SCENARIO.send_duration) + SCENARIO.grace
-        if t >= drained + FINAL_SYNC_LIMIT:
-            return None
-        if t >= drained + REPORT_INTERVAL and (AGG is None or AGG.finalized() >= PAIRS):
-            return None
-        total = PAIRS + REST_USERS + UPLOAD_USERS
-        return total, SPAWN_RATE
+        if _started["t0"]:
+            now, drained = time.time(), RUN.send_end() + SCENARIO.grace
+            if now >= drained + FINAL_SYNC_LIMIT:
+                return None
+            if now >= drained + REPORT_INTERVAL and (AGG is None or AGG.finalized() >= PAIRS):
+                return None
+        return TOTAL_USERS, SPAWN_RATE
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 AGG: Aggregate | None = None
-_started = {"t0": 0.0}
+_started: dict[str, Any] = {"t0": 0.0, "environment": None}
 _stopped: dict[str, Any] = {"early": False, "reason": ""}
 STOP_MESSAGE = "chatload_stop_sending"
+START_MESSAGE = "chatload_start"    # the master's t0, to its workers, once every user is spawned (PRESPAWN)
 
 
 def _payload(worker: int) -> dict[str, Any]:
@@ -140,9 +144,11 @@ def _stage_entry(stage: Any, t0: float, send_end: float) -> dict[str, Any]:
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
     global AGG
+    _started["environment"] = environment
     runner = environment.runner
     if runner is not None:
         runner.register_message(STOP_MESSAGE, _on_stop_message)
+        runner.register_message(START_MESSAGE, _on_start_message)
     if not isinstance(runner, MasterRunner):
         environment.events.request.add_listener(_on_request)
     if isinstance(runner, WorkerRunner):
@@ -188,8 +194,29 @@ def _on_request(request_type: str, name: str, response_time: float, exception: B
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    RUN.t0 = _started["t0"] = time.time()
-    RUN.send_duration = SCENARIO.send_duration
+    if not PRESPAWN:
+        _start_clock(environment, time.time())
+
+
+@events.spawning_complete.add_listener
+def _on_spawning_complete(**_: Any) -> None:
+    environment = _started["environment"]
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner) or not isinstance(runner, MasterRunner):
+        RUN.spawned = True
+        gctune.freeze()     # every pair this process holds is built: out of the collector's reach from now on
+    if PRESPAWN and not _started["t0"] and not isinstance(runner, WorkerRunner):
+        at = time.time()
+        log.info("every user is spawned (%d): the run's clock starts", TOTAL_USERS)
+        if isinstance(runner, MasterRunner):
+            runner.send_message(START_MESSAGE, {"at": at})
+        _start_clock(environment, at)
+
+
+def _start_clock(environment: Environment, t0: float) -> None:
+    """Stages, sends and the timeline count from `t0`: the test's start, or with PRESPAWN the end of the spawn."""
+    _started["t0"] = t0
+    RUN.start(t0, SCENARIO.send_duration)
     if AGG is not None and CONFIG.run_dir is not None:
         _write_timeline(time.time(), final=False)
     capacity = SCENARIO.capacity
@@ -197,10 +224,9 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         gevent.spawn(_watch_plateaus, environment)
 
 
-@events.spawning_complete.add_listener
-def _on_spawning_complete(**_: Any) -> None:
-    RUN.spawned = True
-    gctune.freeze()     # every pair this process holds is built: out of the collector's reach from now on
+def _on_start_message(environment: Environment, msg: Any, **_: Any) -> None:
+    if not _started["t0"]:
+        _start_clock(environment, float(msg.data["at"]))
 
 
 def _on_stop_message(environment: Environment, msg: Any, **_: Any) -> None:

@@ -62,6 +62,7 @@ class RestUser(FastHttpUser):
         count = persona.conversations if persona else 10
         self.index = RUN.next_index("rest", getattr(self.environment.runner, "worker_index", 0), cfg.pair_stride)
         self.artist, customers = cfg.rest_ids(self.index, count)
+        RUN.started.wait()      # spawned before the run's clock starts (PRESPAWN): its requests belong to the run
         self.auth = {"Authorization": f"Bearer {mint(cfg, self.artist, 'artist')}"}
         self.conversations: list[int] = []
         for customer in customers:
@@ -195,6 +196,7 @@ class UploadUser(FastHttpUser):
         cfg = self.config
         self.index = RUN.next_index("upload", getattr(self.environment.runner, "worker_index", 0), cfg.pair_stride)
         self.customer, self.artist = cfg.upload_ids(self.index)
+        RUN.started.wait()
         self.auth = {"Authorization": f"Bearer {mint(cfg, self.customer, 'customer')}"}
         with self.client.post(CONVERSATIONS, json={"artist_id": self.artist}, headers=self.auth,
                               name=f"POST {CONVERSATIONS}", catch_response=True) as resp:

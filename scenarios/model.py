@@ -171,7 +171,8 @@ class ChatPersona(_Model):
     users: int | None = Field(default=None, ge=0)
     send_every: Duration | None = Field(default=None, gt=0)
     connect_rate: float | None = Field(default=None, gt=0)
-    """Users a second the generator connects at (Locust's spawn rate); unset: as fast as it can."""
+    """Users a second the generator first connects at (each process paces its share; every user is spawned
+    before the run's clock starts); unset: as fast as Locust spawns them (everyone in about 5 s)."""
     typing_ratio: Annotated[float, _between(0, 1)] = 0.1
     read_every: int = Field(default=5, ge=0)
 

@@ -397,7 +397,9 @@ def _progress(port: int, scenario: Scenario, run_dir: Path) -> None:
     late = values.get("lag_+Inf", 0.0) - values.get("lag_0.1", 0.0)
     # messages, each once; an attempt is every message:send request, a retry of a shed or unacked send included
     sent, attempts = values.get("loadgen_messages_sent_total", 0.0), values.get("attempts", 0.0)
-    print(f"[{elapsed:5.0f}/{scenario.send_duration + scenario.grace:.0f}s] users {values.get('loadgen_users', 0):.0f}"
+    clock = (f"{elapsed:5.0f}/{scenario.send_duration + scenario.grace:.0f}s" if t0
+             else "spawning")   # with a connect_rate every user is spawned before the run's clock starts
+    print(f"[{clock}] users {values.get('loadgen_users', 0):.0f}"
           f"  connected {values.get('connections', 0):.0f}"
           f"  requests {requests:.0f}  failures {failures:.0f}  sent {sent:.0f}"
           + (f" ({attempts:.0f} attempts)" if attempts > sent else "")

@@ -12,14 +12,14 @@ from tests.support import JWT_SECRET, ServiceProcess, server_port
 
 
 def scenario_file(tmp_path: Path, *, seconds: int, slos: str, pairs: int = 6, rate: int = 12, rest: int = 2,
-                  upload: int = 1) -> Path:
+                  upload: int = 1, chat: str | None = None) -> Path:
     path = tmp_path / "short.yaml"
     path.write_text(f"""name: short
 description: a short run for the test suite
 warmup: 2s
 grace: 2s
 personas:
-  chat: {{pairs: {pairs}}}
+  chat: {chat or f"{{pairs: {pairs}}}"}
   rest: {{users: {rest}, conversations: 3, wait: [0.3s, 0.6s]}}
   upload: {{users: {upload}, wait: [1s, 2s]}}
 load:

@@ -4,12 +4,14 @@ generator. Short scenarios: the point is that every part runs and that the verdi
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from sut.settings import Settings
@@ -96,6 +98,38 @@ def test_a_short_run_passes_with_every_file_and_nothing_lost(instances: list[Ser
     users = json.loads((prom / "loadgen_users.json").read_text())
     assert users["result"] and users["result"][0]["metric"]["run_id"] == folder.name
     assert json.loads((prom / "alerts.json").read_text()) == []
+
+
+def test_with_a_connect_rate_every_user_is_spawned_before_the_run_clock_starts(
+        instances: list[ServiceProcess], database_url: str, tmp_path: Path) -> None:
+    """Users sized in connected users: Locust spawns all of them first (152 at 100 a second), then the clock
+    starts. The timeline's t0 is the end of that spawn, and nothing the users made (a pair's get-or-create, a
+    REST user's conversations) is older than it."""
+    slos = """  - {kind: checker, counter: lost, max: 0}
+  - {kind: checker, counter: duplicated, max: 0}"""
+    path = scenario_file(tmp_path, seconds=8, slos=slos, chat="{users: 300, send_every: 8s, connect_rate: 150}",
+                         rest=2, upload=0)
+    began = time.time()
+    code, out = finish(start_run(path, instances, tmp_path))
+    assert code == 0, out
+    folder = the_run(tmp_path)
+    assert "every user is spawned (152): the run's clock starts" in (folder / "locust.log").read_text()
+    t0 = json.loads((folder / "timeline.json").read_text())["t0"]
+
+    async def made() -> tuple[int, float]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            row = await conn.fetchrow("SELECT count(*) AS n, extract(epoch FROM min(created_at)) AS first "
+                                      "FROM conversations WHERE created_at >= to_timestamp($1)", began)
+        finally:
+            await conn.close()
+        return int(row["n"]), float(row["first"] or 0)
+
+    count, first = asyncio.run(made())
+    assert count >= 150 + 2 * 3, count           # every pair's conversation and the REST users' own
+    assert first >= t0, (first, t0)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["requests"]["GET /messaging/conversations"]["count"] > 0      # REST users ran, in the window
 
 
 def test_an_impossible_slo_fails_the_run(instances: list[ServiceProcess], tmp_path: Path) -> None:
