@@ -202,9 +202,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 def _on_spawning_complete(**_: Any) -> None:
     environment = _started["environment"]
     runner = environment.runner
-    if isinstance(runner, WorkerRunner) or not isinstance(runner, MasterRunner):
-        RUN.spawned = True
-        gctune.freeze()     # every pair this process holds is built: out of the collector's reach from now on
+    RUN.spawned = True
+    gctune.freeze()     # every pair this process holds is built: out of the collector's reach from now on
     if PRESPAWN and not _started["t0"] and not isinstance(runner, WorkerRunner):
         at = time.time()
         log.info("every user is spawned (%d): the run's clock starts", TOTAL_USERS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # The latency SLO thresholds a bucket edge must hold exactly (seconds): the scenarios' (scenarios/*.yaml, judged on
@@ -60,8 +62,9 @@ EVENT_LOOP_LAG = Histogram("event_loop_lag_seconds", "How late the event loop ra
 GC_PAUSE = Histogram("gc_pause_seconds", "How long each cyclic garbage collection stopped the process, by the "
                      "oldest generation it collected", ["generation"],
                      buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
-GC_FROZEN = Gauge("gc_frozen_objects", "Objects frozen out of the collector's reach (GC_FREEZE: what survived the "
-                  "last full collection; 0 right after a thaw)")
+GC_FROZEN = Gauge("gc_frozen_objects", "Objects frozen out of the collector's reach now (GC_FREEZE: what survived "
+                  "the last full collection and is still alive; 0 right after a thaw)")
+GC_FROZEN.set_function(gc.get_freeze_count)    # frozen objects freed by their reference counts leave the count
 SHED = Counter("requests_shed_total", "Requests and socket.io events refused at once because the instance held as "
                "many as MAX_IN_FLIGHT, or connections refused past MAX_CONNECTIONS or the connect rate "
                "(CONNECT_ADMISSION_PER_SECOND)", ["transport"])
