@@ -55,7 +55,7 @@ SERVICE_PASSTHROUGH = (
     "SOCKETIO_PING_INTERVAL", "SOCKETIO_PING_TIMEOUT", "SOCKETIO_COMPRESSION", "TYPING_RATE_PER_SECOND", "TYPING_BURST",
     "CONNECT_RATE_PER_SECOND", "CONNECT_BURST", "CONNECT_ADMISSION_PER_SECOND", "CONNECT_ADMISSION_BURST",
     "LISTEN_BACKLOG", "MAX_IN_FLIGHT", "MAX_CONNECTIONS", "SHUTDOWN_GRACE_SECONDS",
-    "EVENT_LOOP", "GC_THRESHOLD", "GC_FREEZE", "GC_THAW_SECONDS",
+    "EVENT_LOOP", "GC_THRESHOLD", "GC_FREEZE", "GC_THAW_SECONDS", "GC_YOUNG_SECONDS",
 )
 
 # binary -> the Debian package that brings it
@@ -80,6 +80,7 @@ class StackConfig:
     replicas: int
     ports: dict[str, int]
     service_env: dict[str, str]                 # what every instance gets (and <dir>/env keeps)
+    kept: tuple[str, ...] = ()                  # tuning settings that came from <dir>/env, not the environment
     python: str = sys.executable                # the service and its tools run on the stack's own interpreter
 
     @property
@@ -120,16 +121,19 @@ class StackConfig:
         for name, default in SERVICE_DEFAULTS.items():
             service[name] = env.get(name) or saved.get(name) or default
         service["JWT_SECRET"] = env.get("JWT_SECRET") or saved.get("JWT_SECRET") or secrets.token_hex(32)
+        kept = []
         for name in SERVICE_PASSTHROUGH:
             value = env.get(name) or saved.get(name)
             if value:
                 service[name] = value
+                if not env.get(name):
+                    kept.append(name)
         service["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{ports['s3']}"
         service["BUILD_COMMIT"] = env.get("BUILD_COMMIT") or _commit()
         for name in ("DATABASE_URL", "REDIS_URL"):
             if urlsplit(service[name]).hostname is None:
                 raise StackError(f"{name}={service[name]!r} is not a URL")
-        return cls(stack_dir, count, ports, service)
+        return cls(stack_dir, count, ports, service, kept=tuple(kept))
 
     def write_env_file(self) -> None:
         """<dir>/env: the service's settings as the stack runs them (the scenario runner reads it too)."""

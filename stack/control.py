@@ -161,6 +161,9 @@ def up(config: StackConfig, *, seed: bool = True, out: Any = sys.stdout) -> rend
             if program.port is not None and port_open(program.port):
                 raise StackError(f"port {program.port} ({program.what}) is taken by another process: stop it, or "
                                  f"move it ({_port_variable(program)})")
+        if config.kept:   # a tuning setting of an earlier `FOO=... make run` stays until taken out of the file
+            print("  settings kept from " + str(config.dir / "env") + " (an earlier up; delete the line to drop it): "
+                  + ", ".join(f"{k}={config.service_env[k]}" for k in config.kept), file=out)
         render.write_all(config, the_plan)
         if own_postgres:
             _initdb(config)
