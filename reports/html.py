@@ -291,7 +291,8 @@ def stages_block(summary: dict[str, Any], run: RunData | None) -> str:
                      f"{st['window']['start'] - t0:.0f} to {st['window']['end'] - t0:.0f} s",
                      *(_slo_cell(by_name[n]) if n in by_name else fmt.MISSING for n in names), _passed(st["passed"])])
     headers = ["stage", "messages/s", "plateau (since start)", *names, "passed"]
-    return "<h2>Stages</h2>\n<p class='sub'>Each stage on its plateau (start + settle to end).</p>\n" + table(
+    return ("<h2>Stages</h2>\n<p class='sub'>Each stage on its plateau (start + settle to end; connect latency over "
+            "the whole stage).</p>\n") + table(
         headers, rows)
 
 

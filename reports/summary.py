@@ -5,7 +5,8 @@ Windows (from timeline.json, never recomputed from the scenario):
 - requests, rates, error ratios, throughput and the generator's lag: [warmup_end, send_end];
 - delivery (`WS message:new`, the `delivery` latency SLOs) counts deliveries up to `end`: [warmup_end, end]
   (what arrives after send_end is the drain); its rate is still taken over [warmup_end, send_end];
-- each stage: its plateau [start + settle, end] for everything; checker SLOs are run-wide and left out.
+- each stage: its plateau [start + settle, end] for everything but `connect` latency (the whole stage: its users connect
+  in its settle); checker SLOs are run-wide and left out.
 
 An interval record (~3 s, one per worker) belongs to a window when its midpoint is inside it: windows are
 resolved to that granularity. An SLO whose value cannot be computed (no sample, no checker.json, no target
@@ -245,11 +246,14 @@ def stage_summary(run: RunData, stage: Stage) -> dict[str, Any]:
 
     Outside a capacity search the run's SLOs judge the run, and a stage only shows them on its plateau: a latency
     or error ratio with no samples there (no reconnects while nothing failed) is "no data" (passed None), not a
-    breach. In a capacity search the stages are the verdict and a stage without samples breaks."""
+    breach. In a capacity search the stages are the verdict and a stage without samples breaks. A `connect`
+    latency is judged over the whole stage, its settle included (`LatencySlo.whole_stage`)."""
     plateau = stage.plateau
     scope = Scope(plateau, plateau, checker=False)
+    whole = Scope(stage.window, stage.window, checker=False)   # connects: when the stage's new users came
     judged = [(slo, entry) for slo in run.scenario.slos if slo.stage in (None, stage.index)
-              and (entry := evaluate_slo(run, slo, scope)) is not None]
+              and (entry := evaluate_slo(run, slo, whole if getattr(slo, "whole_stage", False) else scope))
+              is not None]
     for slo, entry in judged:
         if (run.scenario.capacity is None and slo.stage is None and entry["value"] is None
                 and slo.kind in ("latency", "error_ratio")):

@@ -270,6 +270,12 @@ class LatencySlo(_Slo):
     def _default_name(self) -> str:
         return f"{self.request} p{self.percentile:g} <= {format_duration(self.max)}"
 
+    @property
+    def whole_stage(self) -> bool:
+        """Judged over a stage's whole span, its settle included: a stage's new users connect in its settle, so
+        its plateau may hold no connect at all."""
+        return self.request == "connect"
+
 
 class ErrorRatioSlo(_Slo):
     """Failures / requests of `request` (every request name when unset) at most `max`."""

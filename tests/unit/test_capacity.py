@@ -11,7 +11,7 @@ import pytest
 
 from reports.build import build
 from reports.capacity import CAPACITY_PNG, FitError, fit_usl, usl
-from reports.synthetic import Options, Request, SyntheticStage, write_run
+from reports.synthetic import CHAT, Options, Request, SyntheticStage, write_run
 
 KNOWN = [(0.05, 0.001, 100.0), (0.02, 0.0005, 1000.0), (0.3, 0.01, 20.0)]
 
@@ -106,3 +106,28 @@ def test_a_stage_cut_short_by_a_stop_is_left_out(tmp_path: Path) -> None:
     assert [s["index"] for s in summary["stages"]] == [0, 1]
     assert [p["stage"] for p in summary["capacity_analysis"]["plateaus"]] == [0, 1]
     assert summary["capacity_analysis"]["knee"] is None
+
+
+def test_a_stage_connect_latency_is_judged_with_its_settle_where_its_users_connect(tmp_path: Path) -> None:
+    """A stage's new users connect in its settle: its plateau can hold no connect at all, which in a capacity
+    search would break the stage. The connect SLO sees the whole stage; the others still only the plateau."""
+    import json
+
+    connect = Request("WS", "connect", 20, 50.0, 0.3)
+    slos = [{"kind": "latency", "request": "connect", "percentile": 99, "max": 2.0},
+            {"kind": "latency", "request": "message:send", "percentile": 99, "max": 0.25}]
+    run_dir = write_run(tmp_path / "run", [SyntheticStage(30, 50, settle=9), SyntheticStage(30, 100, settle=9)],
+                        requests=(*CHAT, connect), options=Options(capacity=True, slos=slos))
+    stages = json.loads((run_dir / "timeline.json").read_text())["stages"]
+    path = run_dir / "hist" / "WS_connect.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    settling = [line for line in lines if any(s["start"] <= line["start"] and line["end"] <= s["start"] + s["settle"]
+                                              for s in stages)]
+    assert settling and len(settling) < len(lines)
+    path.write_text("".join(json.dumps(line) + "\n" for line in settling))   # connects in the settles only
+    summary = build(run_dir)
+    for stage in summary["stages"]:
+        by_name = {slo["name"]: slo for slo in stage["slos"]}
+        assert by_name["connect p99 <= 2s"]["value"] is not None and by_name["connect p99 <= 2s"]["passed"], stage
+        assert by_name["message:send p99 <= 250ms"]["passed"], stage
+        assert stage["passed"], stage
