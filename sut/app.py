@@ -153,8 +153,6 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     jobs: list[Coroutine[Any, Any, None]] = [monitor_lag()]
     if settings.gc_freeze:
         jobs.append(gcfreeze.FreezeAfterFull(settings.gc_thaw_seconds).run())
-    if settings.gc_young_seconds > 0:
-        jobs.append(gcfreeze.collect_young(settings.gc_young_seconds))
     if settings.retention_days > 0:
         jobs.append(retention.run_forever(app[keys.DB_POOL], days=settings.retention_days,
                                           batch=settings.retention_batch_size,

@@ -58,19 +58,3 @@ class FreezeAfterFull:
         finally:
             gc.callbacks.remove(self)
 
-
-async def collect_young(interval: float, middle_every: int = 10) -> None:
-    """Young collections on the loop's clock (`GC_YOUNG_SECONDS`): generation 0 every `interval`, generation 1
-    every `middle_every`-th time.
-
-    CPython starts a young collection when allocations outnumber deallocations by 700, counting every
-    deallocation, old objects' too. Held connections churn: each engine.io socket replaces its waits (a task,
-    its coroutine, context and future) every ping, and the old ones, promoted by then, die as the new ones are
-    made. The count stays low while young objects pile up: with 4,600 idle connections a young collection found
-    22,000 to 263,000 objects and stood the loop still for 12 to 330 ms. Collected every `interval`, the young
-    generations hold what that interval made, and each pause is that short. Automatic collections go on beside."""
-    rounds = 0
-    while True:
-        await asyncio.sleep(interval)
-        rounds += 1
-        gc.collect(1 if rounds % middle_every == 0 else 0)

@@ -70,7 +70,6 @@ class Settings:
     gc_threshold: tuple[int, int, int] = (700, 10, 10)
     gc_freeze: bool = True
     gc_thaw_seconds: float = 600.0
-    gc_young_seconds: float = 0.0
 
     def __repr__(self) -> str:
         parts = []
@@ -146,7 +145,6 @@ class Settings:
             gc_threshold=_thresholds(env, "GC_THRESHOLD", d.gc_threshold),
             gc_freeze=_bool(env, "GC_FREEZE", d.gc_freeze),
             gc_thaw_seconds=_float(env, "GC_THAW_SECONDS", d.gc_thaw_seconds, 0),
-            gc_young_seconds=_float(env, "GC_YOUNG_SECONDS", d.gc_young_seconds, 0),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")

@@ -56,11 +56,11 @@ def test_environment_wins_over_the_env_file_which_wins_over_defaults(tmp_path: P
 
 
 def test_tuning_settings_kept_from_the_env_file_are_named(tmp_path: Path) -> None:
-    """An earlier `GC_YOUNG_SECONDS=0.5 make run` stays in the file: `up` names what came from there."""
-    (tmp_path / "env").write_text("GC_YOUNG_SECONDS=0.5\nMAX_IN_FLIGHT=512\nJWT_SECRET=s-0123456789abcdef0123456789\n")
+    """An earlier `GC_FREEZE=false make run` stays in the file: `up` names what came from there."""
+    (tmp_path / "env").write_text("GC_FREEZE=false\nMAX_IN_FLIGHT=512\nJWT_SECRET=s-0123456789abcdef0123456789\n")
     cfg = StackConfig.load({"STACK_DIR": str(tmp_path), "MAX_IN_FLIGHT": "256"})
-    assert cfg.service_env["GC_YOUNG_SECONDS"] == "0.5" and cfg.service_env["MAX_IN_FLIGHT"] == "256"
-    assert cfg.kept == ("GC_YOUNG_SECONDS",)
+    assert cfg.service_env["GC_FREEZE"] == "false" and cfg.service_env["MAX_IN_FLIGHT"] == "256"
+    assert cfg.kept == ("GC_FREEZE",)
 
 
 @pytest.mark.parametrize(("env", "message"), [
