@@ -240,9 +240,9 @@ def _watch_plateaus(environment: Environment) -> None:
         gevent.sleep(max(end + 2 * REPORT_INTERVAL - time.time(), 0))
         assert AGG is not None
         slos = [slo for slo in SCENARIO.slos if slo.stage in (None, stage.index)]
-        whole = [slo for slo in slos if getattr(slo, "whole_stage", False)]   # connects: the settle too
-        broken = (breaches([slo for slo in slos if slo not in whole], AGG.window(t0 + stage.offset + stage.settle, end))
-                  + breaches(whole, AGG.window(t0 + stage.offset, end)))
+        plateau = [slo for slo in slos if not slo.whole_stage]     # connects are judged with the settle too
+        broken = (breaches(plateau, AGG.window(t0 + stage.offset + stage.settle, end))
+                  + breaches([slo for slo in slos if slo.whole_stage], AGG.window(t0 + stage.offset, end)))
         if broken:
             at = time.time()
             _stopped.update(early=True, reason=f"stage {stage.index} ({stage.messages_per_second:g} messages/s) "

@@ -252,8 +252,7 @@ def stage_summary(run: RunData, stage: Stage) -> dict[str, Any]:
     scope = Scope(plateau, plateau, checker=False)
     whole = Scope(stage.window, stage.window, checker=False)   # connects: when the stage's new users came
     judged = [(slo, entry) for slo in run.scenario.slos if slo.stage in (None, stage.index)
-              and (entry := evaluate_slo(run, slo, whole if getattr(slo, "whole_stage", False) else scope))
-              is not None]
+              and (entry := evaluate_slo(run, slo, whole if slo.whole_stage else scope)) is not None]
     for slo, entry in judged:
         if (run.scenario.capacity is None and slo.stage is None and entry["value"] is None
                 and slo.kind in ("latency", "error_ratio")):

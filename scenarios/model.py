@@ -258,6 +258,11 @@ class _Slo(_Model):
     def _default_name(self) -> str:
         raise NotImplementedError
 
+    @property
+    def whole_stage(self) -> bool:
+        """Judged over a stage's whole span, its settle included, instead of its plateau."""
+        return False
+
 
 class LatencySlo(_Slo):
     """`percentile` of `request`'s latency (`delivery`: the WS message:new entry) at most `max` seconds."""

@@ -57,4 +57,3 @@ class FreezeAfterFull:
                 self.step()
         finally:
             gc.callbacks.remove(self)
-

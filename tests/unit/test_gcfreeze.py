@@ -73,4 +73,3 @@ def test_a_cycle_made_after_the_freeze_is_collected_as_usual(freezer: tuple[Free
     del node
     gc.collect()
     assert alive() is None
-
